@@ -1,0 +1,355 @@
+"""The one settings object.
+
+Every knob of authgate is an ``AUTHGATE_*`` environment variable, parsed here once into
+a frozen :class:`Settings`. Nothing else in the code base reads the environment: the CLI
+calls :func:`from_env` and hands the result down, which keeps tests free of
+``monkeypatch.setenv`` and makes the whole configuration visible in one place.
+
+A bad value raises :class:`SettingsError` naming the variable; the CLI turns it into one
+line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import ipaddress
+import re
+import urllib.parse
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Final, TypeVar
+
+from cryptography.fernet import Fernet
+
+PREFIX: Final = "AUTHGATE_"
+_T = TypeVar("_T")
+
+
+class SettingsError(ValueError):
+    """A setting has a value authgate cannot use."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+class LogFormat(enum.StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class LogLevel(enum.StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class SigningAlg(enum.StrEnum):
+    RS256 = "RS256"
+    ES256 = "ES256"
+    EDDSA = "EdDSA"
+
+
+class DatabaseKind(enum.StrEnum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgresql"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything authgate is configured with. Durations are in seconds."""
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    database_schema: str | None = None
+    database_pool_size: int = 10
+    issuer: str = "http://127.0.0.1:8080"
+    listen: Listen = Listen(host="127.0.0.1", port=8080)
+    redis_url: str | None = None
+    kek: tuple[bytes, ...] = ()
+    log_format: LogFormat = LogFormat.CONSOLE
+    log_level: LogLevel = LogLevel.INFO
+    signing_alg: SigningAlg = SigningAlg.RS256
+    key_rotation_period: int = 30 * 86400
+    key_publish_ahead: int = 3600
+    key_check_interval: int = 60
+    max_token_lifetime: int = 86400
+    jwks_max_age: int = 900
+    max_body_size: int = 64 * 1024
+    shutdown_timeout: int = 10
+    insecure_http_issuer: bool = False
+
+    @property
+    def database_kind(self) -> DatabaseKind:
+        if self.database_url.startswith(("postgresql://", "postgres://")):
+            return DatabaseKind.POSTGRES
+        return DatabaseKind.SQLITE
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file; only meaningful when :attr:`database_kind` is SQLite."""
+        return Path(self.database_url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+
+    @property
+    def kek_path(self) -> Path:
+        """Where the embedded default keeps its generated key-encryption key."""
+        return self.data_dir / "kek"
+
+    @property
+    def issuer_is_https(self) -> bool:
+        return self.issuer.startswith("https://")
+
+    @property
+    def signing_algs(self) -> tuple[SigningAlg, ...]:
+        """Algorithms with a live key: the configured one, and RS256, which OIDC requires."""
+        if self.signing_alg is SigningAlg.RS256:
+            return (SigningAlg.RS256,)
+        return (self.signing_alg, SigningAlg.RS256)
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS: Final = {"b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 2**20, "mb": 2**20, "mib": 2**20}
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off", ""})
+_LOOPBACK_NAMES: Final = frozenset({"localhost"})
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def parse_duration(text: str) -> int:
+    """``90``, ``90s``, ``15m``, ``12h``, ``30d`` -> seconds."""
+    match = _DURATION.match(text)
+    if not match or match.group(2) == "ms":
+        raise ValueError("expected a duration such as 90s, 15m, 12h or 30d")
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError("expected a size such as 65536, 64KiB or 1MiB")
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+
+
+def parse_listen(text: str) -> Listen:
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError("expected HOST:PORT, such as 127.0.0.1:8080 or [::]:8080")
+    host = host.removeprefix("[").removesuffix("]")
+    port = int(port_text)
+    if not host or not 0 < port < 65536:
+        raise ValueError("expected HOST:PORT with a port from 1 to 65535")
+    return Listen(host=host, port=port)
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_issuer(text: str, *, allow_http: bool) -> str:
+    """An issuer is an https URL without query or fragment (RFC 8414 §2)."""
+    url = urllib.parse.urlsplit(text)
+    if url.scheme not in {"http", "https"} or not url.hostname:
+        raise ValueError("expected an absolute http(s) URL such as https://auth.example.com")
+    if url.query or url.fragment or url.username or url.password:
+        raise ValueError("an issuer has no query, fragment or credentials (RFC 8414 §2)")
+    if url.scheme == "http" and not allow_http and not _is_loopback(url.hostname):
+        raise ValueError(
+            "must be https unless the host is loopback; "
+            "set AUTHGATE_INSECURE_HTTP_ISSUER=true to allow plain http anyway"
+        )
+    return text.rstrip("/")
+
+
+def _parse_kek(text: str) -> tuple[bytes, ...]:
+    """One Fernet key, or several separated by commas: the first encrypts, all decrypt."""
+    keys = tuple(part.strip().encode() for part in text.split(",") if part.strip())
+    if not keys:
+        raise ValueError("is empty")
+    for key in keys:
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ValueError(
+                "expected 32 random bytes in URL-safe base64 (as Fernet.generate_key() "
+                "makes), several separated by commas"
+            ) from None
+    return keys
+
+
+def _parse_database_url(text: str, data_dir: Path) -> str:
+    if not text:
+        return f"sqlite:///{data_dir / 'authgate.db'}"
+    if text.startswith(("postgresql://", "postgres://")):
+        url = urllib.parse.urlsplit(text)
+        if not url.hostname and "host=" not in url.query:
+            raise ValueError("a postgresql:// URL needs a host")
+        return text
+    if text.startswith("sqlite:///") and len(text) > len("sqlite:///"):
+        return text
+    raise ValueError("expected postgresql://USER@HOST:PORT/DB or sqlite:///PATH")
+
+
+def _positive(value: int) -> int:
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+def from_env(environ: Mapping[str, str]) -> Settings:
+    """Build :class:`Settings` from ``AUTHGATE_*`` variables; unknown ones are refused."""
+    known = {f"{PREFIX}{name.upper()}" for name in _FIELDS}
+    for name in environ:
+        if name.startswith(PREFIX) and name not in known and name not in _IGNORED:
+            raise SettingsError(name, "unknown setting (see README, 'Configuration')")
+
+    def get(name: str) -> str | None:
+        return environ.get(f"{PREFIX}{name.upper()}")
+
+    def parsed(name: str, parse: Callable[[str], _T], default: _T) -> _T:
+        raw = get(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as error:
+            raise SettingsError(f"{PREFIX}{name.upper()}", f"{error} (got {_shown(name, raw)})") from None
+
+    base = Settings()
+    data_dir = parsed("data_dir", lambda text: Path(text) if text else _fail("is empty"), base.data_dir)
+    insecure_http = parsed("insecure_http_issuer", parse_bool, False)
+    database_url = parsed("database_url", lambda text: _parse_database_url(text, data_dir), "")
+    if not database_url:
+        database_url = _parse_database_url("", data_dir)
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        database_schema=parsed("database_schema", _parse_schema, None),
+        database_pool_size=parsed("database_pool_size", lambda t: _positive(int(t)), 10),
+        issuer=parsed("issuer", lambda t: _parse_issuer(t, allow_http=insecure_http), base.issuer),
+        listen=parsed("listen", parse_listen, base.listen),
+        redis_url=parsed("redis_url", _parse_redis_url, None),
+        kek=parsed("kek", _parse_kek, ()),
+        log_format=parsed("log_format", LogFormat, base.log_format),
+        log_level=parsed("log_level", lambda t: LogLevel(t.lower()), base.log_level),
+        signing_alg=parsed("signing_alg", _parse_alg, base.signing_alg),
+        key_rotation_period=parsed("key_rotation_period", parse_duration, base.key_rotation_period),
+        key_publish_ahead=parsed("key_publish_ahead", parse_duration, base.key_publish_ahead),
+        key_check_interval=parsed(
+            "key_check_interval", lambda t: _positive(parse_duration(t)), base.key_check_interval
+        ),
+        max_token_lifetime=parsed(
+            "max_token_lifetime", lambda t: _positive(parse_duration(t)), base.max_token_lifetime
+        ),
+        jwks_max_age=parsed("jwks_max_age", parse_duration, base.jwks_max_age),
+        max_body_size=parsed("max_body_size", lambda t: _positive(parse_size(t)), base.max_body_size),
+        shutdown_timeout=parsed("shutdown_timeout", parse_duration, base.shutdown_timeout),
+        insecure_http_issuer=insecure_http,
+    )
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(settings: Settings) -> None:
+    if settings.database_kind is DatabaseKind.POSTGRES and not settings.kek:
+        raise SettingsError(
+            f"{PREFIX}KEK",
+            "is required with PostgreSQL: every replica must decrypt the same signing keys "
+            "(generate one with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())')",
+        )
+    if settings.database_schema and settings.database_kind is not DatabaseKind.POSTGRES:
+        raise SettingsError(f"{PREFIX}DATABASE_SCHEMA", "only applies to PostgreSQL")
+    if settings.key_publish_ahead < settings.jwks_max_age:
+        raise SettingsError(
+            f"{PREFIX}KEY_PUBLISH_AHEAD",
+            f"must be at least AUTHGATE_JWKS_MAX_AGE ({settings.jwks_max_age}s): verifiers "
+            "that cached the JWKS would not know a new key when it starts signing",
+        )
+    if settings.key_rotation_period <= settings.key_publish_ahead:
+        raise SettingsError(
+            f"{PREFIX}KEY_ROTATION_PERIOD",
+            f"must be longer than AUTHGATE_KEY_PUBLISH_AHEAD ({settings.key_publish_ahead}s)",
+        )
+
+
+def _fail(problem: str) -> Path:
+    raise ValueError(problem)
+
+
+def _parse_schema(text: str) -> str:
+    if not _SCHEMA_NAME.match(text):
+        raise ValueError("expected a lower-case SQL identifier such as authgate")
+    return text
+
+
+def _parse_alg(text: str) -> SigningAlg:
+    for alg in SigningAlg:
+        if alg.value.lower() == text.strip().lower():
+            return alg
+    raise ValueError(f"expected one of {', '.join(alg.value for alg in SigningAlg)}")
+
+
+def _parse_redis_url(text: str) -> str | None:
+    if not text:
+        return None
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected redis://HOST:PORT/DB, rediss://... or unix:///path")
+    return text
+
+
+_SECRET_SETTINGS: Final = frozenset({"kek", "database_url", "redis_url"})
+
+
+def _shown(name: str, raw: str) -> str:
+    """The offending value as it may be printed: secrets and URLs with passwords are not."""
+    if name == "kek":
+        return "a value that is not shown"
+    if name in _SECRET_SETTINGS:
+        return repr(redact_url(raw))
+    return repr(raw if len(raw) <= 80 else raw[:77] + "...")
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+_FIELDS: Final = tuple(field.name for field in dataclasses.fields(Settings))
+# Read by other tools from the same environment (the test suite, bench scripts).
+_IGNORED: Final = frozenset({f"{PREFIX}TEST_DATABASE_URL", f"{PREFIX}TEST_REDIS_URL"})
