@@ -1,0 +1,1 @@
+"""The identity database and domain: settings, schema and migrations, stores, keys."""

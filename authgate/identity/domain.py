@@ -46,7 +46,7 @@ class OAuthClient:
     post_logout_redirect_uris: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
     audience: tuple[str, ...] = ()
-    token_endpoint_auth_method: str = "client_secret_basic"
+    token_endpoint_auth_method: str = "client_secret_basic"  # noqa: S105  (a method name)
     access_token_ttl: int | None = None
     refresh_token_ttl: int | None = None
     id_token_ttl: int | None = None

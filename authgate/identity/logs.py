@@ -25,9 +25,7 @@ _LEVELS = {
 }
 
 
-def configure(
-    *, log_format: settings_mod.LogFormat, log_level: settings_mod.LogLevel
-) -> None:
+def configure(*, log_format: settings_mod.LogFormat, log_level: settings_mod.LogLevel) -> None:
     level = _LEVELS[log_level]
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,

@@ -123,7 +123,15 @@ class Settings:
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib)?\s*$", re.IGNORECASE)
-_SIZE_UNITS: Final = {"b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 2**20, "mb": 2**20, "mib": 2**20}
+_SIZE_UNITS: Final = {
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 2**20,
+    "mb": 2**20,
+    "mib": 2**20,
+}
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 _LOOPBACK_NAMES: Final = frozenset({"localhost"})
@@ -241,10 +249,14 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         try:
             return parse(raw)
         except ValueError as error:
-            raise SettingsError(f"{PREFIX}{name.upper()}", f"{error} (got {_shown(name, raw)})") from None
+            raise SettingsError(
+                f"{PREFIX}{name.upper()}", f"{error} (got {_shown(name, raw)})"
+            ) from None
 
     base = Settings()
-    data_dir = parsed("data_dir", lambda text: Path(text) if text else _fail("is empty"), base.data_dir)
+    data_dir = parsed(
+        "data_dir", lambda text: Path(text) if text else _fail("is empty"), base.data_dir
+    )
     insecure_http = parsed("insecure_http_issuer", parse_bool, False)
     database_url = parsed("database_url", lambda text: _parse_database_url(text, data_dir), "")
     if not database_url:
@@ -270,7 +282,9 @@ def from_env(environ: Mapping[str, str]) -> Settings:
             "max_token_lifetime", lambda t: _positive(parse_duration(t)), base.max_token_lifetime
         ),
         jwks_max_age=parsed("jwks_max_age", parse_duration, base.jwks_max_age),
-        max_body_size=parsed("max_body_size", lambda t: _positive(parse_size(t)), base.max_body_size),
+        max_body_size=parsed(
+            "max_body_size", lambda t: _positive(parse_size(t)), base.max_body_size
+        ),
         shutdown_timeout=parsed("shutdown_timeout", parse_duration, base.shutdown_timeout),
         insecure_http_issuer=insecure_http,
     )

@@ -7,6 +7,7 @@ see each other's rows and the suite can run in parallel with itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -64,3 +65,24 @@ async def database(empty_database: Database) -> Database:
 @pytest.fixture
 def store(database: Database) -> Store:
     return Store(database)
+
+
+async def reopen(db: Database) -> Database:
+    """A second, independent connection to the same database: another replica."""
+    if isinstance(db, SqliteDatabase):
+        return await SqliteDatabase.open(db.path)
+    assert isinstance(db, PostgresDatabase)
+    return await PostgresDatabase.open(POSTGRES_URL, schema=db.schema, size=4)
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)

@@ -40,8 +40,12 @@ class SigningKeyRepository:
         async with self._db.transaction() as tx:
             # A named lock, not FOR UPDATE: the first key has no row to lock.
             await tx.lock("signing_keys")
+            # ORDER BY, not max(): SQLite drops the column type (and so the
+            # timestamp converter) from aggregates.
             newest = await tx.fetchval(
-                "SELECT max(created_at) FROM signing_keys WHERE alg = $1", key.alg
+                "SELECT created_at FROM signing_keys WHERE alg = $1 "
+                "ORDER BY created_at DESC LIMIT 1",
+                key.alg,
             )
             if newest != newest_before:
                 return False

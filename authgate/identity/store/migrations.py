@@ -19,8 +19,8 @@ import re
 from collections.abc import Callable
 
 from authgate.identity import clock, errors
-from authgate.identity.store.db import Database, Dialect
 from authgate.identity.store import postgres
+from authgate.identity.store.db import Database, Dialect
 from authgate.identity.store.postgres import PostgresDatabase
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -70,7 +70,9 @@ async def applied_versions(db: Database) -> set[int]:
 
 
 _TABLE_EXISTS = {
-    Dialect.SQLITE: "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+    Dialect.SQLITE: (
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ),
     Dialect.POSTGRES: "SELECT to_regclass('schema_migrations') IS NOT NULL",
 }
 

@@ -13,9 +13,10 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from authgate.identity import errors
 from authgate.identity.store.db import Database, Dialect, Row
@@ -34,10 +35,14 @@ _UNAVAILABLE = (
 )
 
 
+# Only the stubs make these generic: keep the aliases out of runtime evaluation.
+_Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+_Executor: TypeAlias = "_Connection | asyncpg.Pool[asyncpg.Record]"
+
+
 def _row(record: asyncpg.Record) -> Row:
     return {
-        key: str(value) if isinstance(value, uuid.UUID) else value
-        for key, value in record.items()
+        key: str(value) if isinstance(value, uuid.UUID) else value for key, value in record.items()
     }
 
 
@@ -61,7 +66,7 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     for name in ("jsonb", "json"):
         await conn.set_type_codec(
             name,
@@ -76,7 +81,7 @@ class _Conn:
 
     dialect = Dialect.POSTGRES
 
-    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    def __init__(self, conn: _Executor) -> None:
         self._conn = conn
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
@@ -108,13 +113,13 @@ class _Conn:
         return " FOR UPDATE"
 
     async def lock(self, name: str) -> None:
-        if not isinstance(self._conn, asyncpg.Connection) or not self._conn.is_in_transaction():
+        if isinstance(self._conn, asyncpg.Pool) or not self._conn.is_in_transaction():
             raise TypeError("lock() is for use inside transaction()")
         await self.fetchval("SELECT pg_advisory_xact_lock(hashtext($1))", name)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Database]:
-        if not isinstance(self._conn, asyncpg.Connection):
+        if isinstance(self._conn, asyncpg.Pool):
             raise TypeError("transaction() on a pool goes through PostgresDatabase")
         try:
             async with self._conn.transaction():
@@ -129,7 +134,7 @@ class _Conn:
         """A connection is returned to the pool by its owner, never closed here."""
 
 
-def bind(conn: asyncpg.Connection) -> Database:
+def bind(conn: _Connection) -> Database:
     """A :class:`Database` whose statements and transactions all run on ``conn``."""
     return _Conn(conn)
 
@@ -137,7 +142,7 @@ def bind(conn: asyncpg.Connection) -> Database:
 class PostgresDatabase(_Conn):
     """:class:`~authgate.identity.store.db.Database` over an asyncpg pool."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str | None) -> None:
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], schema: str | None) -> None:
         super().__init__(pool)
         self._pool = pool
         self.schema = schema
@@ -158,7 +163,9 @@ class PostgresDatabase(_Conn):
                 server_settings=server_settings,
             )
         except (asyncpg.PostgresError, *_UNAVAILABLE, ValueError) as error:
-            raise errors.StoreUnavailable(f"cannot connect to PostgreSQL: {_describe(error)}") from None
+            raise errors.StoreUnavailable(
+                f"cannot connect to PostgreSQL: {_describe(error)}"
+            ) from None
         return cls(pool, schema)
 
     @contextlib.asynccontextmanager
@@ -170,7 +177,7 @@ class PostgresDatabase(_Conn):
             raise _translate_error(error) from error
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def connection(self) -> AsyncIterator[_Connection]:
         """A raw connection, for what only PostgreSQL has (advisory locks, LISTEN)."""
         try:
             async with self._pool.acquire() as conn:

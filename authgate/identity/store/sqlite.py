@@ -44,7 +44,7 @@ def _timestamp_out(raw: bytes) -> dt.datetime:
 # Converters are looked up by declared column type (PARSE_DECLTYPES); the schema declares
 # PostgreSQL's names, so both schemas read alike.
 sqlite3.register_converter("TIMESTAMPTZ", _timestamp_out)
-sqlite3.register_converter("JSONB", lambda raw: json.loads(raw))
+sqlite3.register_converter("JSONB", json.loads)
 sqlite3.register_converter("BOOLEAN", lambda raw: raw not in (b"0", b""))
 
 
@@ -96,6 +96,8 @@ class _Session:
                 rows = await cursor.fetchall()
         except sqlite3.Error as error:
             raise _translate_error(error) from error
+        except ValueError as error:  # aiosqlite: "no active connection"
+            raise errors.StoreUnavailable(f"SQLite: {error}") from error
         return [dict(row) for row in rows]
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
@@ -112,6 +114,8 @@ class _Session:
                 return cursor.rowcount
         except sqlite3.Error as error:
             raise _translate_error(error) from error
+        except ValueError as error:
+            raise errors.StoreUnavailable(f"SQLite: {error}") from error
 
     async def execute_script(self, script: str) -> None:
         # Not sqlite3's executescript(): it COMMITs first, breaking the caller's transaction.
@@ -157,9 +161,12 @@ class SqliteDatabase:
     async def open(cls, path: Path) -> SqliteDatabase:
         """Open (creating the file and its directory if needed) and check it is sound."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Owner only: the file holds password hashes and encrypted keys.
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
-            raise errors.StoreUnavailable(f"cannot create {path.parent}: {error.strerror}") from None
+            raise errors.StoreUnavailable(
+                f"cannot create {path.parent}: {error.strerror}"
+            ) from None
         try:
             conn = await aiosqlite.connect(
                 str(path),

@@ -10,7 +10,6 @@ from authgate.identity.store.db import Database
 from authgate.identity.store.rows import to_record
 
 
-
 class UserRepository:
     def __init__(self, db: Database, now: clock.Clock = clock.utcnow) -> None:
         self._db = db
@@ -140,7 +139,9 @@ class UserRepository:
 
     async def delete(self, user_id: str) -> None:
         """Delete the account and, by cascade, its credentials, factors and sessions."""
-        if not ids.is_uuid(user_id) or not await self._db.execute("DELETE FROM users WHERE id = $1", user_id):
+        if not ids.is_uuid(user_id) or not await self._db.execute(
+            "DELETE FROM users WHERE id = $1", user_id
+        ):
             raise errors.NotFound(f"user {user_id}")
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:

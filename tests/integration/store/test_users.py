@@ -22,7 +22,9 @@ async def test_email_and_username_are_unique_regardless_of_case_and_width(store:
     with pytest.raises(errors.AlreadyExists):
         await store.users.create(email="ADA@EXAMPLE.COM")
     with pytest.raises(errors.AlreadyExists):
-        await store.users.create(email="other@example.com", username="ＡＤＡ")  # fullwidth
+        await store.users.create(
+            email="other@example.com", username="\uff21\uff24\uff21"
+        )  # fullwidth ADA
     assert await store.users.count() == 1
 
 
@@ -69,7 +71,9 @@ async def test_missing_users_are_not_found(store: Store) -> None:
         await store.users.delete("0190a0a0-0000-7000-8000-000000000000")
 
 
-@pytest.mark.parametrize("bad_id", ["", "not-a-uuid", "0190A0A0-0000-7000-8000-00000000000G", "1" * 36])
+@pytest.mark.parametrize(
+    "bad_id", ["", "not-a-uuid", "0190A0A0-0000-7000-8000-00000000000G", "1" * 36]
+)
 async def test_malformed_ids_are_not_found_on_either_backend(store: Store, bad_id: str) -> None:
     with pytest.raises(errors.NotFound):
         await store.users.get(bad_id)

@@ -1,0 +1,122 @@
+"""The application factory.
+
+``create_app(settings)`` wires routes, middlewares and resources. Every resource is set
+up and torn down in ``cleanup_ctx`` -- in order, and only torn down if it was set up --
+so a failed start (database unreachable) releases what was opened before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Callable, Iterable
+
+from aiohttp import web
+
+from authgate.gateway import appkeys, health, middleware, wellknown
+from authgate.gateway import metrics as metrics_mod
+from authgate.identity import domain, errors, keys, logs, secrets
+from authgate.identity import settings as settings_mod
+from authgate.identity.store import Store, open_store
+
+log = logs.get("authgate.gateway")
+
+
+def create_app(settings: settings_mod.Settings, *, store: Store | None = None) -> web.Application:
+    """The gateway. ``store`` lets tests hand in one they prepared; by default the app
+    opens (and for the embedded default, migrates) the configured store itself."""
+    app = web.Application(
+        middlewares=[middleware.observe, middleware.errors_to_json, middleware.limit_body],
+        client_max_size=settings.max_body_size,
+    )
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.METRICS] = metrics_mod.create()
+    app[appkeys.KEYS] = appkeys.KeyState()
+    app.on_response_prepare.append(middleware.add_security_headers)
+    app.cleanup_ctx.append(_store_ctx(store))
+    app.cleanup_ctx.append(_keys_ctx)
+    app.add_routes(health.routes())
+    app.add_routes(wellknown.routes())
+    return app
+
+
+def _store_ctx(given: Store | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[appkeys.SETTINGS]
+        if given is not None:
+            app[appkeys.STORE] = given
+            yield
+            return
+        embedded = settings.database_kind is settings_mod.DatabaseKind.SQLITE
+        store = await open_store(settings, migrate=embedded)
+        app[appkeys.STORE] = store
+        log.info("store_open", backend=settings.database_kind.value)
+        try:
+            yield
+        finally:
+            await store.close()
+
+    return ctx
+
+
+async def _keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.SETTINGS]
+    app[appkeys.ENCRYPTOR] = secrets.Encryptor(secrets.load_kek(settings))
+    await refresh_keys(app)
+    task = asyncio.create_task(_maintain_keys(app), name="authgate-key-maintenance")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def refresh_keys(app: web.Application) -> None:
+    """Rotate what is due, prune what expired, and swap in the fresh key ring."""
+    settings = app[appkeys.SETTINGS]
+    store = app[appkeys.STORE]
+    encryptor = app[appkeys.ENCRYPTOR]
+    for key in await keys.rotate_if_due(store, settings, encryptor):
+        log.info(
+            "signing_key_added", kid=key.kid, alg=key.alg, signs_from=key.signs_from.isoformat()
+        )
+    pruned = await store.keys.prune()
+    if pruned:
+        log.info("signing_keys_pruned", count=pruned)
+    stored = await store.keys.list()
+    state = app[appkeys.KEYS]
+    if _fingerprint(stored) != _fingerprint(state.ring.keys):
+        state.ring = keys.load(stored, encryptor)  # decrypts: only when something changed
+    ring = state.ring
+    state.loaded = all(ring.signer(alg.value, store.now()) for alg in settings.signing_algs)
+    _export_key_metrics(app, ring)
+
+
+def _fingerprint(
+    stored: Iterable[domain.SigningKey] | Iterable[keys.LoadedKey],
+) -> set[tuple[str, dt.datetime | None]]:
+    return {(key.kid, key.expires_at) for key in stored}
+
+
+def _export_key_metrics(app: web.Application, ring: keys.KeyRing) -> None:
+    metrics = app[appkeys.METRICS]
+    now = app[appkeys.STORE].now()
+    metrics.keys_published.set(len(ring.jwks(now)["keys"]))
+    for alg in app[appkeys.SETTINGS].signing_algs:
+        signer = ring.signer(alg.value, now)
+        if signer is not None:
+            metrics.key_age.labels(alg.value).set((now - signer.created_at).total_seconds())
+
+
+async def _maintain_keys(app: web.Application) -> None:
+    """Every ``AUTHGATE_KEY_CHECK_INTERVAL``: rotate if due, pick up other replicas'
+    keys. A failure is logged and retried next round; the loaded ring stays in use."""
+    interval = app[appkeys.SETTINGS].key_check_interval
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await refresh_keys(app)
+        except (errors.StoreError, secrets.KeyMaterialError) as error:
+            log.warning("key_maintenance_failed", error=str(error))

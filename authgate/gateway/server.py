@@ -1,0 +1,42 @@
+"""Running the gateway: event loop, listener, signals, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from authgate.gateway import app as app_mod
+from authgate.identity import logs
+from authgate.identity import settings as settings_mod
+
+log = logs.get("authgate.gateway.server")
+
+
+def _loop_factory() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop  # noqa: PLC0415  (optional: absent on platforms it does not build on)
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def serve(settings: settings_mod.Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then stop accepting, finish in-flight requests
+    (up to ``AUTHGATE_SHUTDOWN_TIMEOUT``) and release every resource."""
+    application = app_mod.create_app(settings)
+    listen = settings.listen
+    log.info(
+        "starting", listen=str(listen), issuer=settings.issuer, backend=settings.database_kind.value
+    )
+    web.run_app(
+        application,
+        host=listen.host,
+        port=listen.port,
+        shutdown_timeout=float(settings.shutdown_timeout),
+        access_log=None,  # the observe middleware logs requests
+        print=lambda _: log.info("listening", url=f"http://{listen}"),
+        handle_signals=True,
+        loop=_loop_factory(),
+    )
+    log.info("stopped")

@@ -1,0 +1,96 @@
+"""Shared by the benchmark scripts: start ``authgate serve``, wait for it, run wrk."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+AUTHGATE = str(Path(sys.executable).parent / "authgate")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def env_without_authgate(extra: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
+    env.update(extra)
+    return env
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> float:
+    """Seconds until ``url`` answered 200."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if process.poll() is not None:
+            raise SystemExit(f"authgate exited with {process.returncode}")
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(url, timeout=1) as response,  # noqa: S310
+        ):
+            if response.status == 200:
+                return time.perf_counter() - started
+        time.sleep(0.005)
+    raise SystemExit("authgate did not become healthy")
+
+
+@contextlib.contextmanager
+def authgate(
+    data_dir: Path, *, cpu: int | None = None, extra: Mapping[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = env_without_authgate(
+        {
+            "AUTHGATE_DATA_DIR": str(data_dir),
+            "AUTHGATE_LISTEN": f"127.0.0.1:{port}",
+            "AUTHGATE_ISSUER": base,
+            "AUTHGATE_LOG_LEVEL": "warning",
+            **(extra or {}),
+        }
+    )
+    command = [AUTHGATE, "serve"]
+    if cpu is not None:
+        command = ["taskset", "-c", str(cpu), *command]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield process, base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def wrk(url: str, *, seconds: int, connections: int, cpu: int | None) -> dict[str, float]:
+    """Requests per second and latency percentiles (ms) measured by wrk."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if cpu is not None:
+        command = ["taskset", "-c", str(cpu), *command]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    result = {"rps": float(_find(r"Requests/sec:\s+([\d.]+)", out)[0])}
+    for pct in ("50", "99"):
+        number, unit = _find(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out)
+        result[f"p{pct}_ms"] = float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = float(errors.group(1)) if errors else 0.0
+    return result
+
+
+def _find(pattern: str, text: str) -> tuple[str, ...]:
+    match = re.search(pattern, text)
+    if not match:
+        raise SystemExit(f"cannot parse wrk output:\n{text}")
+    return match.groups()
