@@ -120,3 +120,6 @@ async def _maintain_keys(app: web.Application) -> None:
             await refresh_keys(app)
         except (errors.StoreError, secrets.KeyMaterialError) as error:
             log.warning("key_maintenance_failed", error=str(error))
+        except Exception:
+            # Never let the task die quietly: rotation would stop for good.
+            log.exception("key_maintenance_failed")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -168,3 +170,19 @@ async def test_a_key_another_replica_adds_is_published_after_a_refresh(
     jwks = await (await client.get("/.well-known/jwks.json")).json()
     assert added.kid in {k["kid"] for k in jwks["keys"]}
     assert len(jwks["keys"]) == 2
+
+
+async def test_the_gateway_rotates_keys_by_itself_when_they_are_due(
+    aiohttp_client: MakeClient, settings: settings_mod.Settings, store: Store
+) -> None:
+    fast = dataclasses.replace(
+        settings, jwks_max_age=0, key_publish_ahead=1, key_rotation_period=2, key_check_interval=1
+    )
+    client = await aiohttp_client(app_mod.create_app(fast, store=store))
+    first = {k["kid"] for k in (await (await client.get("/.well-known/jwks.json")).json())["keys"]}
+    for _ in range(100):
+        await asyncio.sleep(0.1)
+        jwks = await (await client.get("/.well-known/jwks.json")).json()
+        if len(jwks["keys"]) > 1:
+            break
+    assert first < {k["kid"] for k in jwks["keys"]}

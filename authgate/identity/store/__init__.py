@@ -18,7 +18,18 @@ from collections.abc import AsyncIterator
 
 from authgate.identity import clock
 from authgate.identity import settings as settings_mod
-from authgate.identity.store import changes, keys, migrations, users
+from authgate.identity.store import (
+    audit,
+    changes,
+    clients,
+    keys,
+    migrations,
+    orgs,
+    revocations,
+    roles,
+    sessions,
+    users,
+)
 from authgate.identity.store.db import Database
 from authgate.identity.store.postgres import PostgresDatabase
 from authgate.identity.store.sqlite import SqliteDatabase
@@ -32,6 +43,30 @@ class Store:
     @property
     def users(self) -> users.UserRepository:
         return users.UserRepository(self.db, self.now)
+
+    @property
+    def clients(self) -> clients.OAuthClientRepository:
+        return clients.OAuthClientRepository(self.db, self.now)
+
+    @property
+    def orgs(self) -> orgs.OrganizationRepository:
+        return orgs.OrganizationRepository(self.db, self.now)
+
+    @property
+    def roles(self) -> roles.RoleRepository:
+        return roles.RoleRepository(self.db, self.now)
+
+    @property
+    def sessions(self) -> sessions.SessionRepository:
+        return sessions.SessionRepository(self.db, self.now)
+
+    @property
+    def audit(self) -> audit.AuditRepository:
+        return audit.AuditRepository(self.db, self.now)
+
+    @property
+    def revocations(self) -> revocations.RevocationRepository:
+        return revocations.RevocationRepository(self.db, self.now)
 
     @property
     def keys(self) -> keys.SigningKeyRepository:

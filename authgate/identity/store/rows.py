@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
+from authgate.identity import errors, ids
 from authgate.identity.store.db import Row
 
 _T = TypeVar("_T")
@@ -28,3 +29,11 @@ def columns(record: Any, *names: str) -> list[Any]:
         value = getattr(record, name)
         out.append(list(value) if isinstance(value, tuple) else value)
     return out
+
+
+def record_id(value: str, what: str) -> str:
+    """The id as stored. Checked first, so a malformed id is "not found" on both backends;
+    then lower-cased, because PostgreSQL's ``uuid`` ignores case and SQLite's text does not."""
+    if not ids.is_uuid(value):
+        raise errors.NotFound(f"{what} {value!r}")
+    return value.lower()

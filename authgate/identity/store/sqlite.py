@@ -89,6 +89,7 @@ class _Session:
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
+        self._depth = 0
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:
@@ -136,8 +137,20 @@ class _Session:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Database]:
-        # Already inside the one write transaction SQLite allows: join it.
-        yield self
+        # Nested inside the one write transaction SQLite allows: a savepoint, so the
+        # inner block is atomic on its own, as asyncpg's nested transactions are.
+        self._depth += 1
+        name = f"sp{self._depth}"
+        await self.execute(f"SAVEPOINT {name}")
+        try:
+            yield self
+        except BaseException:
+            await self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            await self.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        finally:
+            self._depth -= 1
+        await self.execute(f"RELEASE SAVEPOINT {name}")
 
     async def ping(self) -> None:
         await self.fetchval("SELECT 1")

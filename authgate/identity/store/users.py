@@ -6,8 +6,9 @@ import dataclasses
 from collections.abc import Callable
 
 from authgate.identity import clock, domain, errors, ids
+from authgate.identity.store import changes
 from authgate.identity.store.db import Database
-from authgate.identity.store.rows import to_record
+from authgate.identity.store.rows import record_id, to_record
 
 
 class UserRepository:
@@ -57,8 +58,7 @@ class UserRepository:
         return user
 
     async def get(self, user_id: str) -> domain.User:
-        if not ids.is_uuid(user_id):
-            raise errors.NotFound(f"user {user_id!r}")
+        user_id = record_id(user_id, "user")
         row = await self._db.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
         if row is None:
             raise errors.NotFound(f"user {user_id}")
@@ -81,10 +81,10 @@ class UserRepository:
         if after is None:
             rows = await self._db.fetch("SELECT * FROM users ORDER BY id LIMIT $1", limit)
         else:
-            if not ids.is_uuid(after):
-                raise errors.NotFound(f"user {after!r}")
             rows = await self._db.fetch(
-                "SELECT * FROM users WHERE id > $1 ORDER BY id LIMIT $2", after, limit
+                "SELECT * FROM users WHERE id > $1 ORDER BY id LIMIT $2",
+                record_id(after, "user"),
+                limit,
             )
         return [to_record(domain.User, row) for row in rows]
 
@@ -100,8 +100,7 @@ class UserRepository:
         ``expected_version`` turns a stale read (an ETag the client holds) into
         :class:`~authgate.identity.errors.Conflict`.
         """
-        if not ids.is_uuid(user_id):
-            raise errors.NotFound(f"user {user_id!r}")
+        user_id = record_id(user_id, "user")
         async with self._db.transaction() as tx:
             row = await tx.fetchrow(f"SELECT * FROM users WHERE id = $1{tx.for_update()}", user_id)
             if row is None:
@@ -135,14 +134,18 @@ class UserRepository:
                 updated.version,
                 updated.updated_at,
             )
+            # Disabling an account or changing its admin flag changes decisions.
+            await changes.publish(tx, "users", user_id, self._now())
         return updated
 
     async def delete(self, user_id: str) -> None:
         """Delete the account and, by cascade, its credentials, factors and sessions."""
-        if not ids.is_uuid(user_id) or not await self._db.execute(
-            "DELETE FROM users WHERE id = $1", user_id
-        ):
-            raise errors.NotFound(f"user {user_id}")
+        user_id = record_id(user_id, "user")
+        async with self._db.transaction() as tx:
+            if not await tx.execute("DELETE FROM users WHERE id = $1", user_id):
+                raise errors.NotFound(f"user {user_id}")
+            # Gateways may hold the user's sessions and memberships in their caches.
+            await changes.publish(tx, "users", user_id, self._now())
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self._db.execute(

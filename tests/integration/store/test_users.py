@@ -96,3 +96,36 @@ async def test_password_hash_is_replaced_and_deleted_with_the_user(store: Store)
     assert await store.users.password_hash(user.id) == "$argon2id$second"
     await store.users.delete(user.id)
     assert await store.users.password_hash(user.id) is None
+
+
+async def test_ids_match_in_any_case_on_both_backends(store: Store) -> None:
+    user = await store.users.create(email="h@example.com")
+    assert (await store.users.get(user.id.upper())).id == user.id
+    await store.users.delete(user.id.upper())
+    with pytest.raises(errors.NotFound):
+        await store.users.get(user.id)
+
+
+async def test_updating_or_deleting_a_user_is_announced_to_the_gateways(store: Store) -> None:
+    user = await store.users.create(email="i@example.com")
+    await store.users.update(user.id, lambda u: dataclasses.replace(u, disabled=True))
+    await store.users.delete(user.id)
+    assert [(c.topic, c.key) for c in await store.changes.since(0)] == [
+        ("users", user.id),
+        ("users", user.id),
+    ]
+
+
+async def test_a_failed_inner_transaction_rolls_back_alone(store: Store) -> None:
+    async def two_users(tx: Store) -> None:
+        async with tx.transaction() as inner:
+            await inner.users.create(email="k@example.com")
+            await inner.users.create(email="J@example.com")  # taken: fails
+
+    async with store.transaction() as tx:
+        kept = await tx.users.create(email="j@example.com")
+        with pytest.raises(errors.AlreadyExists):
+            await two_users(tx)
+    assert (await store.users.get(kept.id)).email == "j@example.com"
+    with pytest.raises(errors.NotFound):
+        await store.users.find_by_login("k@example.com")
