@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     handler: Callable[[settings_mod.Settings, argparse.Namespace], None] = args.handler
     try:
         handler(settings, args)
-    except (errors.StoreError, secrets.KeyMaterialError) as error:
+    except (errors.StoreError, secrets.KeyMaterialError, server.ListenError) as error:
         _fail(str(error))
     except KeyboardInterrupt:
         raise SystemExit(130) from None

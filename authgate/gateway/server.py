@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 
 from aiohttp import web
 
@@ -29,6 +31,22 @@ def serve(settings: settings_mod.Settings) -> None:
     log.info(
         "starting", listen=str(listen), issuer=settings.issuer, backend=settings.database_kind.value
     )
+    try:
+        _run(application, settings)
+    except OSError as error:
+        if error.errno in {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}:
+            reason = os.strerror(error.errno).lower()
+            raise ListenError(f"cannot listen on {listen}: {reason}") from None
+        raise
+    log.info("stopped")
+
+
+class ListenError(Exception):
+    """The listen address cannot be bound (in use, not local, privileged)."""
+
+
+def _run(application: web.Application, settings: settings_mod.Settings) -> None:
+    listen = settings.listen
     web.run_app(
         application,
         host=listen.host,
@@ -39,4 +57,3 @@ def serve(settings: settings_mod.Settings) -> None:
         handle_signals=True,
         loop=_loop_factory(),
     )
-    log.info("stopped")

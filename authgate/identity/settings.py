@@ -226,6 +226,12 @@ def _parse_database_url(text: str, data_dir: Path) -> str:
     raise ValueError("expected postgresql://USER@HOST:PORT/DB or sqlite:///PATH")
 
 
+def _parse_count(text: str) -> int:
+    if not text.strip().isdigit():
+        raise ValueError("expected a whole number")
+    return _positive(int(text))
+
+
 def _positive(value: int) -> int:
     if value <= 0:
         raise ValueError("must be greater than zero")
@@ -254,18 +260,18 @@ def from_env(environ: Mapping[str, str]) -> Settings:
             ) from None
 
     base = Settings()
-    data_dir = parsed(
-        "data_dir", lambda text: Path(text) if text else _fail("is empty"), base.data_dir
-    )
+    data_dir = parsed("data_dir", _parse_path, base.data_dir)
     insecure_http = parsed("insecure_http_issuer", parse_bool, False)
-    database_url = parsed("database_url", lambda text: _parse_database_url(text, data_dir), "")
-    if not database_url:
-        database_url = _parse_database_url("", data_dir)
+    database_url = parsed(
+        "database_url",
+        lambda text: _parse_database_url(text, data_dir),
+        _parse_database_url("", data_dir),
+    )
     settings = Settings(
         data_dir=data_dir,
         database_url=database_url,
         database_schema=parsed("database_schema", _parse_schema, None),
-        database_pool_size=parsed("database_pool_size", lambda t: _positive(int(t)), 10),
+        database_pool_size=parsed("database_pool_size", _parse_count, 10),
         issuer=parsed("issuer", lambda t: _parse_issuer(t, allow_http=insecure_http), base.issuer),
         listen=parsed("listen", parse_listen, base.listen),
         redis_url=parsed("redis_url", _parse_redis_url, None),
@@ -315,8 +321,10 @@ def _check_consistency(settings: Settings) -> None:
         )
 
 
-def _fail(problem: str) -> Path:
-    raise ValueError(problem)
+def _parse_path(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("is empty")
+    return Path(text)
 
 
 def _parse_schema(text: str) -> str:

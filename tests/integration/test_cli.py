@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -165,3 +166,17 @@ def test_keys_rotate_adds_a_key_that_signs_after_the_publish_ahead(tmp_path: Pat
     ]
     assert "PRIVATE" not in table
     assert "d" not in {k for row in listed for k in row}
+
+
+def test_a_taken_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"AUTHGATE_DATA_DIR": str(tmp_path), "AUTHGATE_LISTEN": f"127.0.0.1:{port}"}
+        result = processes.run("serve", env=env)
+    assert result.returncode == 1
+    assert (
+        _one_line(result.stderr)
+        == f"authgate: cannot listen on 127.0.0.1:{port}: address already in use"
+    )
