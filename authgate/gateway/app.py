@@ -14,9 +14,19 @@ from collections.abc import AsyncIterator, Callable, Iterable
 
 from aiohttp import web
 
-from authgate.gateway import appkeys, health, middleware, wellknown
+from authgate.gateway import (
+    appkeys,
+    auth_api,
+    health,
+    mail,
+    me_api,
+    middleware,
+    ratelimit,
+    tokens,
+    wellknown,
+)
 from authgate.gateway import metrics as metrics_mod
-from authgate.identity import domain, errors, keys, logs, secrets
+from authgate.identity import domain, errors, keys, logs, passwords, secrets
 from authgate.identity import settings as settings_mod
 from authgate.identity.store import Store, open_store
 
@@ -36,8 +46,11 @@ def create_app(settings: settings_mod.Settings, *, store: Store | None = None) -
     app.on_response_prepare.append(middleware.add_security_headers)
     app.cleanup_ctx.append(_store_ctx(store))
     app.cleanup_ctx.append(_keys_ctx)
+    app.cleanup_ctx.append(_accounts_ctx)
     app.add_routes(health.routes())
     app.add_routes(wellknown.routes())
+    app.add_routes(auth_api.routes())
+    app.add_routes(me_api.routes())
     return app
 
 
@@ -71,6 +84,35 @@ async def _keys_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Password hashing pool, rate limiter and mailer, and the first-party client row
+    that the account service's own refresh tokens belong to."""
+    settings = app[appkeys.SETTINGS]
+    hasher = passwords.Hasher(settings)
+    app[appkeys.HASHER] = hasher
+    limiter: ratelimit.Limiter
+    if settings.redis_url:
+        limiter = ratelimit.RedisLimiter(settings.redis_url)
+    else:
+        limiter = ratelimit.MemoryLimiter()
+    app[appkeys.LIMITER] = limiter
+    app[appkeys.MAILER] = mail.create(settings)
+    with contextlib.suppress(errors.AlreadyExists):
+        await app[appkeys.STORE].clients.create(
+            client_id=tokens.FIRST_PARTY_CLIENT_ID,
+            name="authgate account service",
+            public=True,
+            grant_types=("password", "refresh_token"),
+            token_endpoint_auth_method="none",  # noqa: S106  (a method name)
+            trusted=True,
+        )
+    try:
+        yield
+    finally:
+        await limiter.close()
+        hasher.close()
 
 
 async def refresh_keys(app: web.Application) -> None:

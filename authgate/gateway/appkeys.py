@@ -6,8 +6,9 @@ import dataclasses
 
 from aiohttp import web
 
+from authgate.gateway import mail, ratelimit
 from authgate.gateway import metrics as metrics_mod
-from authgate.identity import keys, secrets
+from authgate.identity import keys, passwords, secrets
 from authgate.identity import settings as settings_mod
 from authgate.identity.store import Store
 
@@ -25,3 +26,6 @@ STORE = web.AppKey("store", Store)
 ENCRYPTOR = web.AppKey("encryptor", secrets.Encryptor)
 KEYS = web.AppKey("keys", KeyState)
 METRICS = web.AppKey("metrics", metrics_mod.Metrics)
+HASHER = web.AppKey("hasher", passwords.Hasher)
+LIMITER = web.AppKey("limiter", ratelimit.Limiter)
+MAILER = web.AppKey("mailer", mail.Mailer)

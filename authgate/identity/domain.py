@@ -164,3 +164,57 @@ class Change:
     topic: str
     key: str
     created_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RefreshFamily:
+    """A chain of refresh tokens, each exchanged for the next (RFC 9700 §4.14.2)."""
+
+    id: str
+    client_id: str
+    user_id: str | None = None
+    session_id: str | None = None
+    org_id: str | None = None
+    scope: str = ""
+    audience: tuple[str, ...] = ()
+    amr: tuple[str, ...] = ()
+    auth_time: dt.datetime | None = None
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+    revoked_reason: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EmailToken:
+    """A one-time link token (email verification, password reset), as stored: hashed."""
+
+    user_id: str
+    purpose: str
+    email: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    consumed_at: dt.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Lockout:
+    subject: str
+    failures: int
+    window_start: dt.datetime
+    locked_until: dt.datetime | None = None
+    lock_count: int = 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MfaFactor:
+    """A second factor. ``secret_enc`` is encrypted with the KEK; a factor counts only
+    once ``confirmed_at`` is set (the user proved they can produce codes)."""
+
+    id: str
+    user_id: str
+    kind: str
+    secret_enc: bytes = dataclasses.field(repr=False)
+    confirmed_at: dt.datetime | None = None
+    last_used_step: int | None = None
+    created_at: dt.datetime

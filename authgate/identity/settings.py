@@ -91,6 +91,36 @@ class Settings:
     max_body_size: int = 64 * 1024
     shutdown_timeout: int = 10
     insecure_http_issuer: bool = False
+    # Accounts (issue 3)
+    registration_enabled: bool = True
+    require_verified_email: bool = True
+    smtp_url: str | None = None
+    mail_from: str = "authgate <authgate@localhost>"
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    allowed_redirect_domains: tuple[str, ...] = ()
+    cookie_name: str = "authgate_session"
+    cookie_domain: str | None = None
+    session_ttl: int = 7 * 86400
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 30 * 86400
+    email_token_ttl: int = 86400
+    reset_token_ttl: int = 3600
+    password_min_length: int = 12
+    password_min_strength: int = 3
+    argon2_memory_kib: int = 19456
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+    lockout_threshold: int = 5
+    lockout_window: int = 900
+    lockout_base: int = 60
+    lockout_max: int = 3600
+    rate_limits: tuple[tuple[str, int, int], ...] = (
+        ("login", 10, 60),
+        ("register", 5, 60),
+        ("mfa", 10, 60),
+        ("forgot", 5, 60),
+        ("refresh", 60, 60),
+    )
 
     @property
     def database_kind(self) -> DatabaseKind:
@@ -226,6 +256,102 @@ def _parse_database_url(text: str, data_dir: Path) -> str:
     raise ValueError("expected postgresql://USER@HOST:PORT/DB or sqlite:///PATH")
 
 
+def _parse_positive_duration(text: str) -> int:
+    return _positive(parse_duration(text))
+
+
+def _parse_strength(text: str) -> int:
+    if text.strip() not in {"0", "1", "2", "3", "4"}:
+        raise ValueError("expected a zxcvbn score from 0 (any) to 4 (strongest)")
+    return int(text)
+
+
+def _parse_smtp_url(text: str) -> str | None:
+    if not text:
+        return None
+    url = urllib.parse.urlsplit(text)
+    if url.scheme not in {"smtp", "smtps"} or not url.hostname:
+        raise ValueError("expected smtp://[user:password@]host[:port] or smtps://...")
+    try:
+        url.port  # noqa: B018  (raises for a port that is not a number)
+    except ValueError:
+        raise ValueError("the port is not a number") from None
+    return text
+
+
+_MAIL_FROM = re.compile(r"^(?:[^<>\r\n]*<)?[^@<>\s]+@[^@<>\s]+>?$")
+
+
+def _parse_mail_from(text: str) -> str:
+    if not _MAIL_FROM.match(text.strip()):
+        raise ValueError("expected an address such as 'authgate <no-reply@example.com>'")
+    return text.strip()
+
+
+def _parse_networks(
+    text: str,
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Proxies whose X-Forwarded-For is believed: addresses or CIDR ranges, commas between."""
+    networks = []
+    for part in text.split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{part.strip()!r} is not an address or CIDR range") from None
+    return tuple(networks)
+
+
+_DOMAIN = re.compile(
+    r"^\.?(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+
+
+def _parse_domains(text: str) -> tuple[str, ...]:
+    """``example.com`` allows exactly that host; ``.example.com`` it and its subdomains."""
+    domains = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    for domain in domains:
+        if not _DOMAIN.match(domain):
+            raise ValueError(f"{domain!r} is not a host name (use .example.com for subdomains)")
+    return domains
+
+
+def _parse_cookie_name(text: str) -> str:
+    if not re.match(r"^[A-Za-z0-9_-]{1,64}$", text):
+        raise ValueError("expected letters, digits, '_' or '-'")
+    return text
+
+
+def _parse_cookie_domain(text: str) -> str | None:
+    if not text:
+        return None
+    if not _DOMAIN.match(text.lower()):
+        raise ValueError("expected a domain such as .example.com")
+    return text.lower()
+
+
+_RATE = re.compile(r"^\s*([a-z_]+)\s*=\s*(\d+)\s*/\s*(\d*)\s*(s|m|h)\s*$")
+_RATE_UNITS: Final = {"s": 1, "m": 60, "h": 3600}
+RATE_LIMITED_ACTIONS: Final = ("login", "register", "mfa", "forgot", "refresh")
+
+
+def _parse_rate_limits(text: str) -> tuple[tuple[str, int, int], ...]:
+    """``login=10/m,register=5/m``: requests per client IP per period; unnamed actions
+    keep their defaults."""
+    limits = {name: (count, period) for name, count, period in Settings().rate_limits}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        match = _RATE.match(part)
+        if not match or match[1] not in RATE_LIMITED_ACTIONS or int(match[2]) < 1:
+            raise ValueError(
+                f"expected ACTION=COUNT/PERIOD such as login=10/m, ACTION one of "
+                f"{', '.join(RATE_LIMITED_ACTIONS)}; got {part.strip()!r}"
+            )
+        limits[match[1]] = (int(match[2]), int(match[3] or 1) * _RATE_UNITS[match[4]])
+    return tuple((name, count, period) for name, (count, period) in limits.items())
+
+
 def _parse_count(text: str) -> int:
     if not text.strip().isdigit():
         raise ValueError("expected a whole number")
@@ -293,6 +419,35 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         ),
         shutdown_timeout=parsed("shutdown_timeout", parse_duration, base.shutdown_timeout),
         insecure_http_issuer=insecure_http,
+        registration_enabled=parsed("registration_enabled", parse_bool, True),
+        require_verified_email=parsed("require_verified_email", parse_bool, True),
+        smtp_url=parsed("smtp_url", _parse_smtp_url, None),
+        mail_from=parsed("mail_from", _parse_mail_from, base.mail_from),
+        trusted_proxies=parsed("trusted_proxies", _parse_networks, ()),
+        allowed_redirect_domains=parsed("allowed_redirect_domains", _parse_domains, ()),
+        cookie_name=parsed("cookie_name", _parse_cookie_name, base.cookie_name),
+        cookie_domain=parsed("cookie_domain", _parse_cookie_domain, None),
+        session_ttl=parsed("session_ttl", _parse_positive_duration, base.session_ttl),
+        access_token_ttl=parsed(
+            "access_token_ttl", _parse_positive_duration, base.access_token_ttl
+        ),
+        refresh_token_ttl=parsed(
+            "refresh_token_ttl", _parse_positive_duration, base.refresh_token_ttl
+        ),
+        email_token_ttl=parsed("email_token_ttl", _parse_positive_duration, base.email_token_ttl),
+        reset_token_ttl=parsed("reset_token_ttl", _parse_positive_duration, base.reset_token_ttl),
+        password_min_length=parsed("password_min_length", _parse_count, base.password_min_length),
+        password_min_strength=parsed(
+            "password_min_strength", _parse_strength, base.password_min_strength
+        ),
+        argon2_memory_kib=parsed("argon2_memory_kib", _parse_count, base.argon2_memory_kib),
+        argon2_time_cost=parsed("argon2_time_cost", _parse_count, base.argon2_time_cost),
+        argon2_parallelism=parsed("argon2_parallelism", _parse_count, base.argon2_parallelism),
+        lockout_threshold=parsed("lockout_threshold", _parse_count, base.lockout_threshold),
+        lockout_window=parsed("lockout_window", _parse_positive_duration, base.lockout_window),
+        lockout_base=parsed("lockout_base", _parse_positive_duration, base.lockout_base),
+        lockout_max=parsed("lockout_max", _parse_positive_duration, base.lockout_max),
+        rate_limits=parsed("rate_limits", _parse_rate_limits, base.rate_limits),
     )
     _check_consistency(settings)
     return settings
@@ -314,6 +469,16 @@ def _check_consistency(settings: Settings) -> None:
             f"must be at least AUTHGATE_JWKS_MAX_AGE ({settings.jwks_max_age}s): verifiers "
             "that cached the JWKS would not know a new key when it starts signing",
         )
+    if settings.access_token_ttl > settings.max_token_lifetime:
+        raise SettingsError(
+            f"{PREFIX}ACCESS_TOKEN_TTL",
+            f"must not exceed AUTHGATE_MAX_TOKEN_LIFETIME ({settings.max_token_lifetime}s): "
+            "signing keys are kept only that long after they retire",
+        )
+    if settings.argon2_memory_kib < 8 * settings.argon2_parallelism:
+        raise SettingsError(f"{PREFIX}ARGON2_MEMORY_KIB", "must be at least 8 KiB per lane")
+    if settings.lockout_max < settings.lockout_base:
+        raise SettingsError(f"{PREFIX}LOCKOUT_MAX", "must be at least AUTHGATE_LOCKOUT_BASE")
     if settings.key_rotation_period <= settings.key_publish_ahead:
         raise SettingsError(
             f"{PREFIX}KEY_ROTATION_PERIOD",

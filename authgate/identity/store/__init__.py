@@ -22,9 +22,13 @@ from authgate.identity.store import (
     audit,
     changes,
     clients,
+    email_tokens,
     keys,
+    lockouts,
+    mfa,
     migrations,
     orgs,
+    refresh,
     revocations,
     roles,
     sessions,
@@ -67,6 +71,22 @@ class Store:
     @property
     def revocations(self) -> revocations.RevocationRepository:
         return revocations.RevocationRepository(self.db, self.now)
+
+    @property
+    def refresh_tokens(self) -> refresh.RefreshTokenRepository:
+        return refresh.RefreshTokenRepository(self.db, self.now)
+
+    @property
+    def email_tokens(self) -> email_tokens.EmailTokenRepository:
+        return email_tokens.EmailTokenRepository(self.db, self.now)
+
+    @property
+    def lockouts(self) -> lockouts.LockoutRepository:
+        return lockouts.LockoutRepository(self.db, self.now)
+
+    @property
+    def mfa(self) -> mfa.MfaRepository:
+        return mfa.MfaRepository(self.db, self.now)
 
     @property
     def keys(self) -> keys.SigningKeyRepository:

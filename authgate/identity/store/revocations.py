@@ -61,6 +61,16 @@ class RevocationRepository:
         )
         return [to_record(domain.Revocation, row) for row in rows]
 
+    async def is_revoked(self, kind: str, value: str) -> bool:
+        """Whether an unexpired revocation of ``kind``/``value`` exists (any time)."""
+        found = await self._db.fetchval(
+            "SELECT 1 FROM revocations WHERE kind = $1 AND value = $2 AND expires_at > $3",
+            kind,
+            value,
+            self._now(),
+        )
+        return found is not None
+
     async def prune(self) -> int:
         """Delete revocations no valid token can match any more; returns how many. No
         change is published: a replica still holding one refuses nothing extra with it."""

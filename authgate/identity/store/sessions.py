@@ -75,6 +75,17 @@ class SessionRepository:
             raise errors.NotFound("session")
         return to_record(domain.Session, row)
 
+    async def get_active(self, session_id: str) -> domain.Session:
+        """The session if it is neither revoked nor expired, else NotFound."""
+        row = await self._db.fetchrow(
+            "SELECT * FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
+            record_id(session_id, "session"),
+            self._now(),
+        )
+        if row is None:
+            raise errors.NotFound("session")
+        return to_record(domain.Session, row)
+
     async def list_for_user(
         self, user_id: str, *, active_only: bool = True
     ) -> list[domain.Session]:

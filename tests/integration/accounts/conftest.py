@@ -1,0 +1,156 @@
+"""Fixtures for the account flows: the real app on both backends, a real SMTP server
+(aiosmtpd) that keeps what it receives, and helpers that walk the flows."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email
+import email.message
+import email.policy
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from aiosmtpd.controller import Controller
+from cryptography.fernet import Fernet
+
+from authgate.gateway import app as app_mod
+from authgate.identity import settings as settings_mod
+from authgate.identity.store import Store
+from tests.integration import processes
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[[web.Application], Awaitable[Client]]
+PASSWORD = "correct horse battery staple 42"
+_TOKEN = re.compile(r"[?&]token=([A-Za-z0-9_-]+)")
+
+
+class Inbox:
+    """What the SMTP server received, as parsed messages, in order."""
+
+    def __init__(self, port: int) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.port = port
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, email.message.EmailMessage)
+        self.messages.append(message)
+        return "250 OK"
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        return [m for m in self.messages if m["To"] == address]
+
+    async def wait_for(self, address: str, count: int = 1) -> list[email.message.EmailMessage]:
+        for _ in range(200):
+            if len(self.to(address)) >= count:
+                break
+            await asyncio.sleep(0.01)
+        messages = self.to(address)
+        assert len(messages) >= count, f"expected {count} mails to {address}, got {len(messages)}"
+        return messages
+
+    @staticmethod
+    def text(message: email.message.EmailMessage) -> str:
+        part = message.get_body(preferencelist=("plain",))
+        assert part is not None
+        content: str = part.get_content()
+        return content
+
+    async def token(self, address: str, *, index: int = -1) -> str:
+        """The one-time token in a mail's link (the latest by default)."""
+        messages = await self.wait_for(address)
+        match = _TOKEN.search(self.text(messages[index]))
+        assert match, self.text(messages[index])
+        return match.group(1)
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    handler = Inbox(processes.free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
+    controller.start()
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, inbox: Inbox) -> settings_mod.Settings:
+    """Real argon2id, with cheaper parameters than production so the suite stays fast;
+    a test of parameter upgrades sets its own."""
+    return settings_mod.Settings(
+        data_dir=tmp_path,
+        kek=(Fernet.generate_key(),),
+        smtp_url=f"smtp://127.0.0.1:{inbox.port}",
+        argon2_memory_kib=1024,
+        argon2_time_cost=1,
+    )
+
+
+@pytest.fixture
+def make_app(store: Store) -> Callable[[settings_mod.Settings], web.Application]:
+    return lambda settings: app_mod.create_app(settings, store=store)
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: MakeClient,
+    settings: settings_mod.Settings,
+    make_app: Callable[[settings_mod.Settings], web.Application],
+) -> Client:
+    return await aiohttp_client(make_app(settings))
+
+
+@dataclasses.dataclass
+class Account:
+    id: str
+    email: str
+    password: str
+    access_token: str = ""
+    refresh_token: str = ""
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def register(
+    client: Client, inbox: Inbox, email_address: str, password: str = PASSWORD, **extra: str
+) -> Account:
+    response = await client.post(
+        "/auth/register", json={"email": email_address, "password": password, **extra}
+    )
+    assert response.status == 201, await response.text()
+    body = await response.json()
+    return Account(id=body["id"], email=email_address, password=password)
+
+
+async def verify(client: Client, inbox: Inbox, account: Account) -> None:
+    token = await inbox.token(account.email)
+    response = await client.post("/auth/verify-email", json={"token": token})
+    assert response.status == 200, await response.text()
+
+
+async def login(client: Client, account: Account, **extra: str) -> Account:
+    response = await client.post(
+        "/auth/login", json={"login": account.email, "password": account.password, **extra}
+    )
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    account.access_token = body["access_token"]
+    account.refresh_token = body["refresh_token"]
+    return account
+
+
+async def signed_up(client: Client, inbox: Inbox, email_address: str, **extra: str) -> Account:
+    """Registered, verified and signed in: the starting point of most flows."""
+    account = await register(client, inbox, email_address, **extra)
+    await verify(client, inbox, account)
+    return await login(client, account)
