@@ -10,3 +10,4 @@ import os
 POSTGRES_URL = os.environ.get(
     "AUTHGATE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+REDIS_URL = os.environ.get("AUTHGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379")

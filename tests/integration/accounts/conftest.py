@@ -26,6 +26,7 @@ from tests.integration import processes
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[web.Application], Awaitable[Client]]
+MakeApp = Callable[[settings_mod.Settings], web.Application]
 PASSWORD = "correct horse battery staple 42"
 _TOKEN = re.compile(r"[?&]token=([A-Za-z0-9_-]+)")
 
@@ -95,7 +96,7 @@ def settings(tmp_path: Path, inbox: Inbox) -> settings_mod.Settings:
 
 
 @pytest.fixture
-def make_app(store: Store) -> Callable[[settings_mod.Settings], web.Application]:
+def make_app(store: Store) -> MakeApp:
     return lambda settings: app_mod.create_app(settings, store=store)
 
 
@@ -103,7 +104,7 @@ def make_app(store: Store) -> Callable[[settings_mod.Settings], web.Application]
 async def client(
     aiohttp_client: MakeClient,
     settings: settings_mod.Settings,
-    make_app: Callable[[settings_mod.Settings], web.Application],
+    make_app: MakeApp,
 ) -> Client:
     return await aiohttp_client(make_app(settings))
 
@@ -150,7 +151,16 @@ async def login(client: Client, account: Account, **extra: str) -> Account:
 
 
 async def signed_up(client: Client, inbox: Inbox, email_address: str, **extra: str) -> Account:
-    """Registered, verified and signed in: the starting point of most flows."""
+    """Registered, verified and signed in, in a browser of its own (an empty cookie
+    jar): the starting point of most flows."""
     account = await register(client, inbox, email_address, **extra)
     await verify(client, inbox, account)
+    client.session.cookie_jar.clear()
     return await login(client, account)
+
+
+async def login_elsewhere(client: Client, account: Account) -> Account:
+    """Sign the same account in from another device: without this browser's cookie
+    (a sign-in ends the session the browser had before)."""
+    client.session.cookie_jar.clear()
+    return await login(client, Account(account.id, account.email, account.password))
