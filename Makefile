@@ -32,6 +32,7 @@ test: lint typecheck layers
 bench: $(STAMP)
 	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.healthz
+	$(BIN)/python -m bench.login
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

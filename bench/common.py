@@ -72,11 +72,15 @@ def authgate(
         process.wait(timeout=20)
 
 
-def wrk(url: str, *, seconds: int, connections: int, cpu: int | None) -> dict[str, float]:
+def wrk(
+    url: str, *, seconds: int, connections: int, cpu: int | None, script: Path | None = None
+) -> dict[str, float]:
     """Requests per second and latency percentiles (ms) measured by wrk."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if script is not None:
+        command[1:1] = ["-s", str(script)]
     if cpu is not None:
         command = ["taskset", "-c", str(cpu), *command]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
