@@ -20,6 +20,7 @@ from authgate.gateway import (
     health,
     mail,
     me_api,
+    mfa_api,
     middleware,
     ratelimit,
     tokens,
@@ -51,6 +52,7 @@ def create_app(settings: settings_mod.Settings, *, store: Store | None = None) -
     app.add_routes(wellknown.routes())
     app.add_routes(auth_api.routes())
     app.add_routes(me_api.routes())
+    app.add_routes(mfa_api.routes())
     return app
 
 
@@ -108,11 +110,43 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
             token_endpoint_auth_method="none",  # noqa: S106  (a method name)
             trusted=True,
         )
+    housekeeping = asyncio.create_task(_housekeep(app), name="authgate-housekeeping")
     try:
         yield
     finally:
+        housekeeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await housekeeping
         await limiter.close()
         hasher.close()
+
+
+HOUSEKEEPING_INTERVAL = 600
+CHANGE_LOG_RETENTION = dt.timedelta(days=1)
+
+
+async def _housekeep(app: web.Application) -> None:
+    """Delete what has expired: sessions, links, refresh families, revocations, old
+    change-feed entries. Every replica may run it; the deletes are idempotent."""
+    while True:
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+        await housekeep_once(app[appkeys.STORE])
+
+
+async def housekeep_once(store: Store) -> None:
+    try:
+        counts = {
+            "sessions": await store.sessions.delete_expired(),
+            "email_tokens": await store.email_tokens.delete_expired(),
+            "refresh_families": await store.refresh_tokens.delete_expired(),
+            "revocations": await store.revocations.prune(),
+            "changes": await store.changes.prune(older_than=CHANGE_LOG_RETENTION),
+        }
+    except errors.StoreError as error:
+        log.warning("housekeeping_failed", error=str(error))
+        return
+    if any(counts.values()):
+        log.info("housekeeping", **counts)
 
 
 async def refresh_keys(app: web.Application) -> None:

@@ -10,6 +10,7 @@ everywhere", a session revoked from the list and a password reset end it at once
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from authgate.identity import domain, ids, logs
 from authgate.identity import errors as store_errors
 
 log = logs.get("authgate.authn")
-PRINCIPAL = web.RequestKey("principal", object)
+LAST_SEEN_RESOLUTION = dt.timedelta(seconds=60)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +72,8 @@ async def authenticate(request: web.Request) -> Principal:
         raise _unauthorized("the session of this access token has ended") from None
     if user.id != claims["sub"] or user.disabled:
         raise _unauthorized("the access token is invalid or expired")
+    if store.now() - session.last_seen_at > LAST_SEEN_RESOLUTION:
+        await store.sessions.touch(session.id)  # at most once a minute: it is a write
     return Principal(user=user, session=session, claims=claims)
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
+from authgate.gateway import app as app_mod
+from authgate.identity import ids
 from authgate.identity.store import Store
 from tests.integration.accounts.conftest import (
     Account,
@@ -111,3 +115,16 @@ async def test_signing_in_again_in_the_same_browser_replaces_its_session(
     second = await login(client, Account(first.id, first.email, first.password))
     assert await _me(client, first) == 401
     assert await _me(client, second) == 200
+
+
+async def test_housekeeping_deletes_what_has_expired(
+    client: Client, inbox: Inbox, store: Store
+) -> None:
+    account = await signed_up(client, inbox, "ivy@example.com")
+    await client.post("/auth/forgot-password", json={"email": account.email})
+    later = Store(store.db, now=lambda: store.now() + dt.timedelta(days=400))
+    await app_mod.housekeep_once(later)
+    assert await store.sessions.list_for_user(account.id, active_only=False) == []
+    assert await store.refresh_tokens.find(ids.token_hash(account.refresh_token)) is None
+    remaining = await store.db.fetchval("SELECT count(*) FROM email_tokens")
+    assert remaining == 0
