@@ -15,7 +15,7 @@ import jwt
 from aiohttp import web
 
 from authgate.gateway import appkeys, audit, clientip, errors, ratelimit, tokens
-from authgate.identity import domain, ids, logs
+from authgate.identity import domain, ids, logs, passwords
 from authgate.identity import errors as store_errors
 from authgate.identity.store import lockouts, refresh
 
@@ -52,6 +52,35 @@ class SignedIn:
 class MfaRequired:
     user: domain.User
     mfa_token: str
+
+
+# --- passwords and links -------------------------------------------------------------
+
+
+async def check_new_password(
+    request: web.Request, password: str, *, email: str, username: str | None, full_name: str
+) -> None:
+    """400 ``invalid_password`` with the policy's reason, for the person choosing it."""
+    personal = tuple(value for value in (email, username, full_name) if value)
+    try:
+        await request.app[appkeys.HASHER].check_policy(password, personal=personal)
+    except passwords.PolicyError as refused:
+        raise errors.ApiError(400, "invalid_password", str(refused)) from None
+
+
+async def issue_link_token(request: web.Request, user: domain.User, purpose: str) -> str:
+    """A one-time token for an emailed link; earlier ones of the purpose stop working."""
+    settings = request.app[appkeys.SETTINGS]
+    ttl = settings.email_token_ttl if purpose == "verify_email" else settings.reset_token_ttl
+    token = ids.token()
+    await request.app[appkeys.STORE].email_tokens.create(
+        ids.token_hash(token),
+        user_id=user.id,
+        purpose=purpose,
+        email=user.email,
+        ttl=dt.timedelta(seconds=ttl),
+    )
+    return token
 
 
 # --- rate limits and lockout ------------------------------------------------------

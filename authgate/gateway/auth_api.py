@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from authgate.gateway import accounts, appkeys, audit, authn, errors, inputs, mail
-from authgate.identity import domain, ids, logs, passwords
+from authgate.identity import domain, ids, logs
 from authgate.identity import errors as store_errors
 
 log = logs.get("authgate.auth_api")
@@ -45,14 +45,7 @@ async def send_mail(request: web.Request, message: mail.Message) -> None:
 
 async def send_verification(request: web.Request, user: domain.User) -> None:
     settings = request.app[appkeys.SETTINGS]
-    token = ids.token()
-    await request.app[appkeys.STORE].email_tokens.create(
-        ids.token_hash(token),
-        user_id=user.id,
-        purpose="verify_email",
-        email=user.email,
-        ttl=dt.timedelta(seconds=settings.email_token_ttl),
-    )
+    token = await accounts.issue_link_token(request, user, "verify_email")
     hours = max(1, settings.email_token_ttl // 3600)
     await send_mail(request, mail.verification(settings, user.email, token, hours))
 
@@ -73,12 +66,9 @@ async def register(request: web.Request) -> web.Response:
     if honeypot:
         await audit.record(request, "register", "suspicious", details={"reason": "honeypot_filled"})
         return _no_store(_pretend_registered(email, username, full_name, store.now()), 201)
-    try:
-        await request.app[appkeys.HASHER].check_policy(
-            password, personal=tuple(v for v in (email, username, full_name) if v)
-        )
-    except passwords.PolicyError as refused:
-        raise errors.ApiError(400, "invalid_password", str(refused)) from None
+    await accounts.check_new_password(
+        request, password, email=email, username=username, full_name=full_name
+    )
     password_hash = await request.app[appkeys.HASHER].hash(password)
     try:
         async with store.transaction() as tx:
@@ -286,14 +276,7 @@ async def start_password_reset(request: web.Request, email: str) -> None:
     if domain.fold(user.email) != domain.fold(email) or user.disabled:
         await audit.record(request, "password_reset_request", "ignored", actor_id=user.id)
         return
-    token = ids.token()
-    await store.email_tokens.create(
-        ids.token_hash(token),
-        user_id=user.id,
-        purpose="reset_password",
-        email=user.email,
-        ttl=dt.timedelta(seconds=settings.reset_token_ttl),
-    )
+    token = await accounts.issue_link_token(request, user, "reset_password")
     minutes = max(1, settings.reset_token_ttl // 60)
     await send_mail(request, mail.password_reset(settings, user.email, token, minutes))
     await audit.record(request, "password_reset_request", "sent", actor_id=user.id)
@@ -321,13 +304,9 @@ async def complete_password_reset(request: web.Request, token: str, new_password
         user = await store.users.get(pending.user_id)
     except store_errors.NotFound:
         raise invalid from None
-    try:
-        await hasher.check_policy(
-            new_password,
-            personal=tuple(v for v in (user.email, user.username, user.full_name) if v),
-        )
-    except passwords.PolicyError as refused:
-        raise errors.ApiError(400, "invalid_password", str(refused)) from None
+    await accounts.check_new_password(
+        request, new_password, email=user.email, username=user.username, full_name=user.full_name
+    )
     password_hash = await hasher.hash(new_password)
     if await store.email_tokens.consume(token_hash, purpose="reset_password") is None:
         raise invalid  # spent by a concurrent request in the meantime

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from authgate.gateway import accounts, appkeys, audit, auth_api, authn, errors, inputs
-from authgate.identity import domain, passwords
+from authgate.identity import domain
 from authgate.identity import errors as store_errors
 
 
@@ -78,12 +78,9 @@ async def change_password(request: web.Request) -> web.Response:
     user = principal.user
     await _check_password(request, user, current, event="password_change")
     hasher = request.app[appkeys.HASHER]
-    try:
-        await hasher.check_policy(
-            new, personal=tuple(v for v in (user.email, user.username, user.full_name) if v)
-        )
-    except passwords.PolicyError as refused:
-        raise errors.ApiError(400, "invalid_password", str(refused)) from None
+    await accounts.check_new_password(
+        request, new, email=user.email, username=user.username, full_name=user.full_name
+    )
     await request.app[appkeys.STORE].users.set_password_hash(user.id, await hasher.hash(new))
     ended = await accounts.end_all_sessions(
         request, user.id, reason="password_change", keep=principal.session
