@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.healthz
 	$(BIN)/python -m bench.login
+	$(BIN)/python -m bench.token
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -120,7 +120,7 @@ async def enforce_rate_limit(request: web.Request, action: str) -> None:
         )
 
 
-def _lockout_policy(request: web.Request) -> lockouts.Policy:
+def lockout_policy(request: web.Request) -> lockouts.Policy:
     settings = request.app[appkeys.SETTINGS]
     return lockouts.Policy(
         threshold=settings.lockout_threshold,
@@ -153,7 +153,7 @@ async def _refuse_if_locked(request: web.Request, login: str) -> None:
 async def _count_failure(request: web.Request, login: str, user: domain.User | None) -> None:
     store = request.app[appkeys.STORE]
     for subject in _lockout_subjects(request, login):
-        state = await store.lockouts.record_failure(subject, _lockout_policy(request))
+        state = await store.lockouts.record_failure(subject, lockout_policy(request))
         if state.locked_until is not None:
             await audit.record(
                 request,
@@ -173,8 +173,20 @@ INVALID_CREDENTIALS = errors.ApiError(401, "invalid_credentials", "wrong login o
 async def password_login(
     request: web.Request, login: str, password: str, *, org: str | None = None
 ) -> SignedIn | MfaRequired:
-    """Check a password sign-in. Unknown login and wrong password answer the same, in
-    the same time (the password is checked against a dummy hash)."""
+    """Sign in with a password: a new session and tokens, or the MFA hand-over."""
+    user = await check_password(request, login, password)
+    store = request.app[appkeys.STORE]
+    org_id = await resolve_org(request, user, org)
+    if await store.mfa.enabled(user.id):
+        await audit.record(request, "login", "mfa_required", actor_id=user.id)
+        return MfaRequired(user=user, mfa_token=issue_mfa_token(request, user, org_id))
+    return await complete_login(request, user, amr=("pwd",), org_id=org_id)
+
+
+async def check_password(request: web.Request, login: str, password: str) -> domain.User:
+    """The user a login and password name, with rate limit, lockout and audit. Unknown
+    login and wrong password answer the same, in the same time (the password is
+    checked against a dummy hash)."""
     app = request.app
     store = app[appkeys.STORE]
     await enforce_rate_limit(request, "login")
@@ -200,11 +212,7 @@ async def password_login(
         await store.users.set_password_hash(user.id, await app[appkeys.HASHER].hash(password))
         log.info("password_rehashed", user_id=user.id)
     _check_may_sign_in(request, user)
-    org_id = await resolve_org(request, user, org)
-    if await store.mfa.enabled(user.id):
-        await audit.record(request, "login", "mfa_required", actor_id=user.id)
-        return MfaRequired(user=user, mfa_token=issue_mfa_token(request, user, org_id))
-    return await complete_login(request, user, amr=("pwd",), org_id=org_id)
+    return user
 
 
 def _check_may_sign_in(request: web.Request, user: domain.User) -> None:
@@ -412,15 +420,12 @@ async def read_mfa_token(request: web.Request, mfa_token: str) -> dict[str, Any]
 
 
 async def spend_mfa_token(request: web.Request, claims: dict[str, Any]) -> None:
-    """After a successful second factor the MFA token is dead: no second sign-in."""
+    """After a successful second factor the MFA token is dead: no second sign-in. Of
+    two requests racing with one token (say a code and a backup code), one wins."""
     store = request.app[appkeys.STORE]
-    now = store.now()
-    await store.revocations.revoke(
-        "jti",
-        claims["jti"],
-        revoked_at=now,
-        expires_at=now + dt.timedelta(seconds=MFA_TOKEN_TTL + tokens.LEEWAY),
-    )
+    expires = store.now() + dt.timedelta(seconds=MFA_TOKEN_TTL + tokens.LEEWAY)
+    if not await store.revocations.claim("jti", claims["jti"], expires_at=expires):
+        raise errors.ApiError(400, "invalid_grant", "the MFA token is invalid or expired")
 
 
 # --- ending sessions ----------------------------------------------------------------

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from aiohttp import web
 
 from authgate.gateway import (
+    admin_api,
+    admin_clients_api,
     appkeys,
     auth_api,
     health,
@@ -22,11 +24,16 @@ from authgate.gateway import (
     me_api,
     mfa_api,
     middleware,
+    orgs_api,
+    pages,
     ratelimit,
     tokens,
     wellknown,
 )
 from authgate.gateway import metrics as metrics_mod
+from authgate.gateway.oauth import authorize as oauth_authorize
+from authgate.gateway.oauth import endpoints as oauth_endpoints
+from authgate.gateway.oauth import logout as oauth_logout
 from authgate.identity import domain, errors, keys, logs, passwords, secrets
 from authgate.identity import settings as settings_mod
 from authgate.identity.store import Store, open_store
@@ -52,7 +59,14 @@ def create_app(settings: settings_mod.Settings, *, store: Store | None = None) -
     app.add_routes(wellknown.routes())
     app.add_routes(auth_api.routes())
     app.add_routes(me_api.routes())
+    app.add_routes(orgs_api.routes())
+    app.add_routes(admin_api.routes())
+    app.add_routes(admin_clients_api.routes())
     app.add_routes(mfa_api.routes())
+    app.add_routes(pages.routes())
+    app.add_routes(oauth_endpoints.routes())
+    app.add_routes(oauth_authorize.routes())
+    app.add_routes(oauth_logout.routes())
     return app
 
 

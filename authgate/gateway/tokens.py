@@ -56,7 +56,11 @@ def issue_access_token(
     roles: Sequence[str] = (),
     auth_time: dt.datetime | None = None,
     amr: Sequence[str] = (),
+    family_id: str | None = None,
 ) -> Issued:
+    """``family_id`` names the refresh-token family the token came from (private claim
+    ``fam``), so revoking the refresh token also kills the access tokens it produced
+    (RFC 7009 §2.1)."""
     signer = ring.signer(settings.signing_alg.value, now)
     if signer is None:
         raise RuntimeError("no signing key is ready; /readyz reports it")
@@ -75,6 +79,8 @@ def issue_access_token(
     }
     if session_id:
         claims["sid"] = session_id
+    if family_id:
+        claims["fam"] = family_id
     if auth_time:
         claims["auth_time"] = int(auth_time.timestamp())
     if amr:
@@ -98,6 +104,7 @@ def verify_access_token(
     now: dt.datetime,
     *,
     audience: str | None = None,
+    any_audience: bool = False,
 ) -> dict[str, Any]:
     """The verified claims of ``token``; raises :class:`InvalidToken` with the reason."""
     try:
@@ -123,7 +130,10 @@ def verify_access_token(
             audience=audience or settings.issuer,
             issuer=settings.issuer,
             leeway=LEEWAY,
-            options={"require": ["exp", "iat", "sub", "jti", "iss", "aud", "client_id"]},
+            options={
+                "require": ["exp", "iat", "sub", "jti", "iss", "aud", "client_id"],
+                "verify_aud": not any_audience,
+            },
         )
     except jwt.ExpiredSignatureError:
         raise InvalidToken("expired") from None

@@ -32,17 +32,79 @@ async def jwks(request: web.Request) -> web.Response:
     )
 
 
+CLAIMS = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "amr",
+    "azp",
+    "sid",
+    "email",
+    "email_verified",
+    "name",
+    "preferred_username",
+    "updated_at",
+]
+
+
 def discovery_document(settings: settings_mod.Settings) -> dict[str, Any]:
-    """What exists so far. Endpoints join this document as they are built, never
-    before: a client must not be sent to an endpoint that answers 404."""
+    """RFC 8414 §2 and OIDC Discovery §3: every endpoint and capability that exists."""
     issuer = settings.issuer
+    auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+    assertion_algs = ["RS256", "ES256", "EdDSA", "PS256"]
     return {
         "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth2/authorize",
+        "token_endpoint": f"{issuer}/oauth2/token",
+        "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
         "jwks_uri": f"{issuer}{JWKS_PATH}",
-        "id_token_signing_alg_values_supported": [alg.value for alg in settings.signing_algs],
+        "introspection_endpoint": f"{issuer}/oauth2/introspect",
+        "revocation_endpoint": f"{issuer}/oauth2/revoke",
+        "end_session_endpoint": f"{issuer}/oauth2/logout",
+        "scopes_supported": ["openid", "profile", "email"],
         "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": [
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
+            "password",
+        ],
         "subject_types_supported": ["public"],
-        "scopes_supported": ["openid"],
+        "id_token_signing_alg_values_supported": [alg.value for alg in settings.signing_algs],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_endpoint_auth_methods_supported": auth_methods[:3],
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_supported": [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "amr",
+            "azp",
+            "sid",
+            "email",
+            "email_verified",
+            "name",
+            "preferred_username",
+            "updated_at",
+        ],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
     }
 
 

@@ -218,3 +218,25 @@ class MfaFactor:
     confirmed_at: dt.datetime | None = None
     last_used_step: int | None = None
     created_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AuthorizationCode:
+    """What an authorization code stands for; the code itself is stored hashed."""
+
+    client_id: str
+    user_id: str
+    session_id: str | None = None
+    org_id: str | None = None
+    redirect_uri: str
+    scope: str = ""
+    nonce: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+    audience: tuple[str, ...] = ()
+    amr: tuple[str, ...] = ()
+    auth_time: dt.datetime
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    consumed_at: dt.datetime | None = None
+    family_id: str | None = None

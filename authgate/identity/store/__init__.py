@@ -22,6 +22,8 @@ from authgate.identity.store import (
     audit,
     changes,
     clients,
+    codes,
+    consents,
     email_tokens,
     keys,
     lockouts,
@@ -87,6 +89,14 @@ class Store:
     @property
     def mfa(self) -> mfa.MfaRepository:
         return mfa.MfaRepository(self.db, self.now)
+
+    @property
+    def codes(self) -> codes.CodeRepository:
+        return codes.CodeRepository(self.db, self.now)
+
+    @property
+    def consents(self) -> consents.ConsentRepository:
+        return consents.ConsentRepository(self.db, self.now)
 
     @property
     def keys(self) -> keys.SigningKeyRepository:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from authgate.identity.store.db import Database, Dialect
 from authgate.identity.store.rows import columns, to_record
 
 MAX_CLIENT_ID = 255
+MAX_ASSERTION_JTI = 255
 
 # Client ids are free text. PostgreSQL compares text in the database's collation
 # (en_US puts "a" before "B", C puts it after); byte order is what SQLite uses, and the
@@ -226,3 +228,39 @@ class OAuthClientRepository:
             if not changed:
                 raise errors.NotFound(f"client {client_id!r}")
             await changes.publish(tx, "clients", client_id, self._now())
+
+    async def use_assertion_jti(self, client_id: str, jti: str, *, expires_at: dt.datetime) -> bool:
+        """Record the ``jti`` of a ``private_key_jwt`` client assertion; ``False`` if this
+        client used it before and it has not expired (RFC 7523 §3, item 7: the server
+        may refuse a JWT it has seen). One insert decides, so two replicas receiving
+        the same assertion at once cannot both accept it. The client's expired jtis
+        are dropped first: an expired assertion is refused on its ``exp`` anyway.
+
+        A missing client is :class:`~authgate.identity.errors.NotFound`; a jti that
+        could not be stored is ``ValueError``."""
+        if not _valid_id(client_id):
+            raise errors.NotFound(f"client {client_id!r}")
+        if not 0 < len(jti) <= MAX_ASSERTION_JTI:
+            raise ValueError(f"a jti has 1 to {MAX_ASSERTION_JTI} characters")
+        async with self._db.transaction() as tx:
+            now = self._now()
+            await tx.execute(
+                "DELETE FROM client_assertion_jtis WHERE client_id = $1 AND expires_at <= $2",
+                client_id,
+                now,
+            )
+            inserted = await tx.execute(
+                """INSERT INTO client_assertion_jtis (client_id, jti, expires_at)
+                   VALUES ($1, $2, $3)
+                   ON CONFLICT (client_id, jti) DO NOTHING""",
+                client_id,
+                jti,
+                expires_at,
+            )
+        return inserted == 1
+
+    async def prune_assertion_jtis(self) -> int:
+        """Delete every expired assertion jti, of all clients; returns how many."""
+        return await self._db.execute(
+            "DELETE FROM client_assertion_jtis WHERE expires_at <= $1", self._now()
+        )

@@ -61,6 +61,31 @@ class RevocationRepository:
         )
         return [to_record(domain.Revocation, row) for row in rows]
 
+    async def claim(self, kind: str, value: str, *, expires_at: dt.datetime) -> bool:
+        """Revoke ``kind``/``value`` only if nobody has yet: True for the one caller that
+        did. Makes one-time tokens single-use even under concurrent requests."""
+        if kind not in KINDS:
+            raise ValueError(f"revocation kind {kind!r} is not one of {sorted(KINDS)}")
+        inserted = await self._db.fetchval(
+            """INSERT INTO revocations (kind, value, revoked_at, expires_at)
+               VALUES ($1, $2, $3, $4) ON CONFLICT (kind, value) DO NOTHING RETURNING 1""",
+            kind,
+            value,
+            self._now(),
+            expires_at,
+        )
+        return inserted is not None
+
+    async def get(self, kind: str, value: str) -> domain.Revocation | None:
+        """The unexpired revocation of ``kind``/``value``, if there is one."""
+        row = await self._db.fetchrow(
+            "SELECT * FROM revocations WHERE kind = $1 AND value = $2 AND expires_at > $3",
+            kind,
+            value,
+            self._now(),
+        )
+        return to_record(domain.Revocation, row) if row else None
+
     async def is_revoked(self, kind: str, value: str) -> bool:
         """Whether an unexpired revocation of ``kind``/``value`` exists (any time)."""
         found = await self._db.fetchval(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from authgate.identity import clock, domain, errors, ids
 from authgate.identity.store import changes
 from authgate.identity.store.db import Database
 from authgate.identity.store.rows import record_id, to_record
+
+_GET_MANY_CHUNK = 500
 
 
 class UserRepository:
@@ -165,3 +167,18 @@ class UserRepository:
 
     async def count(self) -> int:
         return int(await self._db.fetchval("SELECT count(*) FROM users"))
+
+    async def get_many(self, user_ids: Sequence[str]) -> dict[str, domain.User]:
+        """The users among ``user_ids`` that exist, by id; unknown or malformed ids are
+        left out. For listings (an organization's members) without a query per row;
+        chunked, as each id is a bound parameter and drivers cap their number."""
+        wanted = sorted({user_id.lower() for user_id in user_ids if ids.is_uuid(user_id)})
+        found: dict[str, domain.User] = {}
+        for start in range(0, len(wanted), _GET_MANY_CHUNK):
+            chunk = wanted[start : start + _GET_MANY_CHUNK]
+            placeholders = ", ".join(f"${n}" for n in range(1, len(chunk) + 1))
+            rows = await self._db.fetch(f"SELECT * FROM users WHERE id IN ({placeholders})", *chunk)
+            for row in rows:
+                user = to_record(domain.User, row)
+                found[user.id] = user
+        return found

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import email
 import email.message
 import email.policy
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -23,6 +26,7 @@ from authgate.gateway import app as app_mod
 from authgate.identity import settings as settings_mod
 from authgate.identity.store import Store
 from tests.integration import processes
+from tests.integration.conftest import FakeClock
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[[web.Application], Awaitable[Client]]
@@ -164,3 +168,62 @@ async def login_elsewhere(client: Client, account: Account) -> Account:
     (a sign-in ends the session the browser had before)."""
     client.session.cookie_jar.clear()
     return await login(client, Account(account.id, account.email, account.password))
+
+
+# --- MFA (TOTP and backup codes) -----------------------------------------------------
+
+
+def step_clock() -> FakeClock:
+    """A store clock for TOTP tests: 80-110 s behind the wall clock, 10 s into a time
+    step. Codes then depend on the test's moves, never on when it runs; being behind
+    keeps tokens' ``iat``/``exp``, which PyJWT checks against the wall clock, valid
+    while a test advances the clock by a minute or two."""
+    now = int(time.time()) - 90
+    return FakeClock(dt.datetime.fromtimestamp(now - now % 30 + 10, dt.UTC))
+
+
+@dataclasses.dataclass
+class Totp:
+    secret: str
+    backup_codes: list[str]
+
+    def code(self, now: dt.datetime, *, steps: int = 0) -> str:
+        return pyotp.TOTP(self.secret).at(now + dt.timedelta(seconds=30 * steps))
+
+
+async def enable_totp(client: Client, account: Account, now: dt.datetime) -> Totp:
+    """Enrol and confirm TOTP. The confirmation uses the previous step's code, so the
+    current step's stays fresh for the sign-in a test usually does next."""
+    started = await client.post("/users/me/mfa/totp", headers=account.auth)
+    assert started.status == 200, await started.text()
+    secret = (await started.json())["secret"]
+    code = pyotp.TOTP(secret).at(now - dt.timedelta(seconds=30))
+    confirmed = await client.post(
+        "/users/me/mfa/totp/confirm", json={"code": code}, headers=account.auth
+    )
+    assert confirmed.status == 200, await confirmed.text()
+    return Totp(secret=secret, backup_codes=(await confirmed.json())["backup_codes"])
+
+
+async def start_mfa_login(client: Client, account: Account) -> str:
+    """Sign in with the password of an account with MFA on; returns the MFA token."""
+    response = await client.post(
+        "/auth/login", json={"login": account.email, "password": account.password}
+    )
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body == {"mfa_required": True, "mfa_token": body["mfa_token"]}
+    token: str = body["mfa_token"]
+    return token
+
+
+async def finish_mfa_login(
+    client: Client, account: Account, mfa_token: str, **factor: str
+) -> Account:
+    """The MFA step with ``code=...`` or ``backup_code=...``; keeps the new tokens."""
+    response = await client.post("/auth/mfa/verify", json={"mfa_token": mfa_token, **factor})
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    account.access_token = body["access_token"]
+    account.refresh_token = body["refresh_token"]
+    return account

@@ -31,7 +31,7 @@ async def test_without_smtp_mail_goes_to_the_outbox_and_a_log_line(
     assert path.stat().st_mode & 0o077 == 0
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert message["To"] == "out@example.com"
-    assert "/verify-email?token=" in Inbox.text(message)  # type: ignore[arg-type]
+    assert "/verify-email?token=" in Inbox.text(message)
 
 
 class _Authenticator:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import datetime as dt
 
 import pytest
 
 from authgate.identity import errors, ids
 from authgate.identity.store import Store
+from tests.integration.store.conftest import ManualClock
 
 
 async def test_a_created_client_reads_back_as_created(store: Store) -> None:
@@ -188,3 +191,95 @@ async def test_a_public_client_cannot_be_given_a_secret(store: Store) -> None:
     with pytest.raises(ValueError, match="public"):
         await store.clients.create(name="spa", public=True, secret_hash="0" * 64)
     assert await store.clients.list() == []
+
+
+# --- private_key_jwt assertion jtis (RFC 7523 §3 replay protection) -----------------
+
+
+async def test_an_assertion_jti_is_accepted_once_per_client(
+    timed_store: Store, clock: ManualClock
+) -> None:
+    await timed_store.clients.create(client_id="signer", name="Signer")
+    await timed_store.clients.create(client_id="other", name="Other")
+    expires = clock.now + dt.timedelta(minutes=5)
+    assert await timed_store.clients.use_assertion_jti("signer", "j1", expires_at=expires)
+    assert not await timed_store.clients.use_assertion_jti("signer", "j1", expires_at=expires)
+    # jtis are the client's own: another client may pick the same one.
+    assert await timed_store.clients.use_assertion_jti("other", "j1", expires_at=expires)
+    assert await timed_store.clients.use_assertion_jti("signer", "j2", expires_at=expires)
+
+
+async def test_an_expired_jti_is_pruned_and_may_be_seen_again(
+    timed_store: Store, clock: ManualClock
+) -> None:
+    await timed_store.clients.create(client_id="signer", name="Signer")
+    expires = clock.now + dt.timedelta(minutes=5)
+    assert await timed_store.clients.use_assertion_jti("signer", "j1", expires_at=expires)
+    clock.advance(dt.timedelta(minutes=5, seconds=1))
+    # The assertion itself is refused on its exp by now; the row need not be kept.
+    assert await timed_store.clients.use_assertion_jti(
+        "signer", "j1", expires_at=clock.now + dt.timedelta(minutes=5)
+    )
+
+
+async def test_pruning_drops_only_expired_assertion_jtis(
+    timed_store: Store, clock: ManualClock
+) -> None:
+    await timed_store.clients.create(client_id="a", name="A")
+    await timed_store.clients.create(client_id="b", name="B")
+    await timed_store.clients.use_assertion_jti(
+        "a", "soon", expires_at=clock.now + dt.timedelta(seconds=10)
+    )
+    await timed_store.clients.use_assertion_jti(
+        "b", "later", expires_at=clock.now + dt.timedelta(minutes=10)
+    )
+    assert await timed_store.clients.prune_assertion_jtis() == 0
+    clock.advance(dt.timedelta(seconds=11))
+    assert await timed_store.clients.prune_assertion_jtis() == 1
+    assert not await timed_store.clients.use_assertion_jti(
+        "b", "later", expires_at=clock.now + dt.timedelta(minutes=10)
+    )
+
+
+async def test_the_same_jti_used_concurrently_is_accepted_once(
+    timed_store: Store, clock: ManualClock
+) -> None:
+    await timed_store.clients.create(client_id="signer", name="Signer")
+    expires = clock.now + dt.timedelta(minutes=5)
+    results = await asyncio.gather(
+        *(
+            timed_store.clients.use_assertion_jti("signer", "race", expires_at=expires)
+            for _ in range(8)
+        )
+    )
+    assert sorted(results) == [False] * 7 + [True]
+
+
+async def test_a_deleted_clients_jtis_go_with_it(timed_store: Store, clock: ManualClock) -> None:
+    await timed_store.clients.create(client_id="gone", name="Gone")
+    expires = clock.now + dt.timedelta(minutes=5)
+    await timed_store.clients.use_assertion_jti("gone", "j1", expires_at=expires)
+    await timed_store.clients.delete("gone")
+    await timed_store.clients.create(client_id="gone", name="Gone again")
+    assert await timed_store.clients.use_assertion_jti("gone", "j1", expires_at=expires)
+
+
+@pytest.mark.parametrize("client_id", ["nobody", "", "x" * 256])
+async def test_a_jti_for_a_missing_client_is_not_found(
+    timed_store: Store, clock: ManualClock, client_id: str
+) -> None:
+    with pytest.raises(errors.NotFound):
+        await timed_store.clients.use_assertion_jti(
+            client_id, "j1", expires_at=clock.now + dt.timedelta(minutes=5)
+        )
+
+
+@pytest.mark.parametrize("jti", ["", "j" * 256])
+async def test_a_jti_that_could_not_be_stored_is_refused(
+    timed_store: Store, clock: ManualClock, jti: str
+) -> None:
+    await timed_store.clients.create(client_id="signer", name="Signer")
+    with pytest.raises(ValueError, match="jti"):
+        await timed_store.clients.use_assertion_jti(
+            "signer", jti, expires_at=clock.now + dt.timedelta(minutes=5)
+        )

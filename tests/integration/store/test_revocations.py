@@ -94,3 +94,10 @@ async def test_expired_revocations_are_inactive_and_pruned(
     assert await revocations.prune() == 0
     clock.advance(-MINUTE)  # the pruned rows are gone, not just hidden
     assert await revocations.active() == [long]
+
+
+async def test_a_claim_succeeds_once(store: Store) -> None:
+    expires = store.now() + dt.timedelta(minutes=5)
+    assert await store.revocations.claim("jti", "one-time", expires_at=expires)
+    assert not await store.revocations.claim("jti", "one-time", expires_at=expires)
+    assert await store.revocations.is_revoked("jti", "one-time")

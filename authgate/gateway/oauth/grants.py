@@ -1,0 +1,239 @@
+"""The grant types of the token endpoint, one function each with the same shape: they
+take the authenticated client and the request's parameters and decide a
+:class:`~authgate.gateway.oauth.issue.Grant`, or refuse with an RFC 6749 §5.2 error.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from authgate.gateway import accounts, appkeys, audit, tokens
+from authgate.gateway import errors as gateway_errors
+from authgate.gateway.oauth import errors, issue, params
+from authgate.identity import domain, ids, secrets
+from authgate.identity import errors as store_errors
+from authgate.identity.store import codes, refresh
+
+GrantHandler = Callable[[web.Request, domain.OAuthClient, params.Params], Awaitable[issue.Grant]]
+# RFC 7636 §4.1: code_verifier = 43*128unreserved
+_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+
+
+def _family_revocation_expiry(request: web.Request) -> dt.datetime:
+    settings = request.app[appkeys.SETTINGS]
+    now = request.app[appkeys.STORE].now()
+    return now + dt.timedelta(seconds=settings.max_token_lifetime + tokens.LEEWAY)
+
+
+async def revoke_family(request: web.Request, family_id: str, reason: str) -> None:
+    """Revoke a refresh family and every access token issued from it (``fam``)."""
+    store = request.app[appkeys.STORE]
+    await store.refresh_tokens.revoke_family(family_id, reason)
+    await store.revocations.revoke(
+        "family",
+        family_id,
+        revoked_at=store.now(),
+        expires_at=_family_revocation_expiry(request),
+    )
+
+
+async def client_credentials(
+    request: web.Request, client: domain.OAuthClient, form: params.Params
+) -> issue.Grant:
+    """RFC 6749 §4.4: the client for itself. Only confidential clients; no refresh
+    token (§4.4.3)."""
+    if client.public:
+        raise errors.oauth_error(errors.UNAUTHORIZED_CLIENT, "a public client has no credentials")
+    return issue.Grant(
+        client=client,
+        scope=issue.narrow_scope(form.get("scope"), frozenset(client.scopes)),
+        audience=issue.audience(request, client, form.all("resource")),
+    )
+
+
+async def refresh_token(
+    request: web.Request, client: domain.OAuthClient, form: params.Params
+) -> issue.Grant:
+    """RFC 6749 §6 with rotation (RFC 9700 §4.14.2): the token is exchanged for a new
+    one; a reused token revokes its family. Scope may only narrow."""
+    store = request.app[appkeys.STORE]
+    await accounts.enforce_rate_limit(request, "refresh")
+    presented = params.require(form, "refresh_token")
+    invalid = errors.oauth_error(errors.INVALID_GRANT, "the refresh token is invalid or expired")
+    if len(presented) > 128:
+        raise invalid
+    current = await store.refresh_tokens.find(ids.token_hash(presented))
+    if current is not None and current.client_id != client.id:
+        raise invalid  # another client's token: never touch it
+    scope = issue.narrow_scope(
+        form.get("scope"), params.scopes(current.scope) if current else frozenset()
+    )
+    new_token = ids.token()
+    rotation = await store.refresh_tokens.rotate(
+        ids.token_hash(presented), ids.token_hash(new_token)
+    )
+    family = rotation.family
+    if rotation.outcome is refresh.Outcome.REUSED and family is not None:
+        if family.client_id == client.id:
+            await revoke_family(request, family.id, "refresh token reused")
+            await audit.record(
+                request, "refresh_token_reuse", "family_revoked", actor_id=family.user_id,
+                target=family.id, details={"client_id": client.id},
+            )  # fmt: skip
+        raise invalid
+    if rotation.outcome is not refresh.Outcome.ROTATED or family is None:
+        raise invalid
+    if family.client_id != client.id or family.user_id is None:
+        raise invalid
+    try:
+        user = await store.users.get(family.user_id)
+        if family.session_id:
+            await store.sessions.get_active(family.session_id)
+    except store_errors.NotFound:
+        raise invalid from None
+    if user.disabled:
+        raise invalid
+    return issue.Grant(
+        client=client,
+        scope=scope,
+        audience=family.audience or issue.audience(request, client, []),
+        user=user,
+        session_id=family.session_id,
+        org_id=family.org_id,
+        amr=family.amr,
+        auth_time=family.auth_time,
+        family=family,
+        refresh_token=new_token,
+    )
+
+
+async def password(
+    request: web.Request, client: domain.OAuthClient, form: params.Params
+) -> issue.Grant:
+    """RFC 6749 §4.3, for clients that enabled it. Accounts with MFA must use the
+    authorization endpoint: this grant has no second-factor step."""
+    login = params.require(form, "username")
+    secret = params.require(form, "password")
+    try:
+        user = await accounts.check_password(request, login, secret)
+    except gateway_errors.ApiError as refused:
+        if refused.status in {429, 503}:
+            raise
+        raise errors.oauth_error(errors.INVALID_GRANT, refused.description) from None
+    if await request.app[appkeys.STORE].mfa.enabled(user.id):
+        raise errors.oauth_error(
+            errors.INVALID_GRANT,
+            "this account uses MFA: sign in through the authorization endpoint",
+        )
+    await audit.record(
+        request,
+        "login",
+        "success",
+        actor_id=user.id,
+        details={"grant": "password", "client_id": client.id},
+    )
+    return issue.Grant(
+        client=client,
+        scope=issue.narrow_scope(form.get("scope"), frozenset(client.scopes)),
+        audience=issue.audience(request, client, form.all("resource")),
+        user=user,
+        amr=("pwd",),
+        auth_time=request.app[appkeys.STORE].now(),
+        refresh="refresh_token" in client.grant_types,
+    )
+
+
+def _pkce_matches(verifier: str, challenge: str) -> bool:
+    """RFC 7636 §4.6, S256 only: BASE64URL(SHA256(verifier)) == challenge."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    computed = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return secrets.constant_time_equal(computed, challenge)
+
+
+def _check_pkce(
+    code: domain.AuthorizationCode, verifier: str | None, redirect_uri: str | None
+) -> None:
+    if code.code_challenge:
+        if (
+            verifier is None
+            or not _VERIFIER.match(verifier)
+            or not _pkce_matches(verifier, code.code_challenge)
+        ):
+            raise errors.oauth_error(errors.INVALID_GRANT, "the PKCE code_verifier does not match")
+        return
+    if verifier is not None:
+        # RFC 9700 §2.1.1: a verifier without a challenge is a PKCE downgrade.
+        raise errors.oauth_error(errors.INVALID_GRANT, "no code_challenge was sent for this code")
+    if redirect_uri is None:
+        # Without PKCE the redirect URI is what binds the code to this exchange.
+        raise errors.oauth_error(errors.INVALID_REQUEST, "redirect_uri is required")
+
+
+async def authorization_code(
+    request: web.Request, client: domain.OAuthClient, form: params.Params
+) -> issue.Grant:
+    """RFC 6749 §4.1.3 with PKCE (RFC 7636). Everything is checked before the code is
+    spent, so another client presenting a stolen code cannot burn it; a code presented
+    again after its redemption revokes what the redemption issued (§4.1.2)."""
+    store = request.app[appkeys.STORE]
+    code_value = params.require(form, "code")
+    invalid = errors.oauth_error(
+        errors.INVALID_GRANT, "the authorization code is invalid or expired"
+    )
+    if len(code_value) > 128:
+        raise invalid
+    code_hash = ids.token_hash(code_value)
+    redemption = await store.codes.peek(code_hash)
+    if redemption.outcome is codes.Redemption.REPLAYED and redemption.code is not None:
+        if redemption.code.client_id == client.id and redemption.code.family_id:
+            await revoke_family(request, redemption.code.family_id, "authorization code replayed")
+        await audit.record(
+            request, "code_replay", "tokens_revoked", actor_id=redemption.code.user_id,
+            details={"client_id": client.id},
+        )  # fmt: skip
+        raise invalid
+    code = redemption.code
+    if code is None or code.client_id != client.id:
+        raise invalid
+    redirect_uri = form.get("redirect_uri")
+    if redirect_uri is not None and redirect_uri != code.redirect_uri:
+        raise errors.oauth_error(
+            errors.INVALID_GRANT, "redirect_uri differs from the authorization request"
+        )
+    _check_pkce(code, form.get("code_verifier"), redirect_uri)
+    redeemed = await store.codes.redeem(code_hash)
+    if redeemed.outcome is not codes.Redemption.REDEEMED:
+        raise invalid  # a concurrent redemption won
+    try:
+        user = await store.users.get(code.user_id)
+    except store_errors.NotFound:
+        raise invalid from None
+    if user.disabled:
+        raise invalid
+    return issue.Grant(
+        client=client,
+        scope=params.scopes(code.scope),
+        audience=code.audience or issue.audience(request, client, []),
+        user=user,
+        session_id=code.session_id,
+        org_id=code.org_id,
+        amr=code.amr,
+        auth_time=code.auth_time,
+        nonce=code.nonce,
+        refresh="refresh_token" in client.grant_types,
+        code_hash=code_hash,
+    )
+
+
+GRANTS: dict[str, GrantHandler] = {
+    "authorization_code": authorization_code,
+    "client_credentials": client_credentials,
+    "refresh_token": refresh_token,
+    "password": password,
+}
