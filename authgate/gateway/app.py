@@ -137,6 +137,9 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
 
 HOUSEKEEPING_INTERVAL = 600
 CHANGE_LOG_RETENTION = dt.timedelta(days=1)
+# A replayed code must still be recognised (to revoke what it issued) for as long as
+# those tokens can live.
+REDEEMED_CODE_RETENTION = dt.timedelta(days=1)
 
 
 async def _housekeep(app: web.Application) -> None:
@@ -155,6 +158,10 @@ async def housekeep_once(store: Store) -> None:
             "refresh_families": await store.refresh_tokens.delete_expired(),
             "revocations": await store.revocations.prune(),
             "changes": await store.changes.prune(older_than=CHANGE_LOG_RETENTION),
+            "authorization_codes": await store.codes.delete_expired(
+                keep_redeemed_for=REDEEMED_CODE_RETENTION
+            ),
+            "assertion_jtis": await store.clients.prune_assertion_jtis(),
         }
     except errors.StoreError as error:
         log.warning("housekeeping_failed", error=str(error))

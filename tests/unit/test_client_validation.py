@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from authgate.gateway.oauth import clients
+from authgate.gateway.oauth import authorize, clients
 from authgate.identity import domain, ids
 from authgate.identity import settings as settings_mod
 
@@ -481,3 +481,26 @@ def test_any_metadata_is_refused_cleanly_or_meets_every_rule(body: dict[str, Any
         registration.token_endpoint_auth_method == "private_key_jwt"
     )
     assert registration.name.strip()
+
+
+@pytest.mark.parametrize(
+    ("uri", "allowed"),
+    [
+        ("https://app.example.com/cb", True),
+        ("https://app.example.com/cb/", False),
+        ("http://127.0.0.1:51004/cb", True),  # RFC 8252 §7.3: any port on loopback IP
+        ("http://127.0.0.1/cb", True),
+        ("http://[::1]:8000/cb", True),
+        ("http://127.0.0.1:51004/cb?x=1", False),
+        ("http://127.0.0.1:51004/other", False),
+        ("https://127.0.0.1:51004/cb", False),
+        ("http://localhost:51004/cb", False),  # names are not IPs: exact only
+        ("http://127.0.0.1:abc/cb", False),
+        ("http://127.0.0.1.evil.example:80/cb", False),
+    ],
+)
+def test_loopback_redirects_may_take_any_port_and_nothing_else_bends(
+    uri: str, allowed: bool
+) -> None:
+    registered = ("https://app.example.com/cb", "http://127.0.0.1:8400/cb", "http://[::1]/cb")
+    assert authorize.redirect_registered(uri, registered) is allowed

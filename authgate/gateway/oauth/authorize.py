@@ -109,10 +109,35 @@ async def _client_and_redirect(
         if len(client.redirect_uris) != 1:
             return _error_page(request, "The request names no redirect_uri.")
         return client, client.redirect_uris[0]
-    # Exact string comparison: no prefix, case, trailing-slash or query leniency.
-    if redirect_uri not in client.redirect_uris:
+    if not redirect_registered(redirect_uri, client.redirect_uris):
         return _error_page(request, "The redirect_uri is not registered for this client.")
     return client, redirect_uri
+
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]"})
+
+
+def _without_port(uri: str) -> str | None:
+    """A loopback IP redirect URI with its port removed, else None."""
+    try:
+        parts = urllib.parse.urlsplit(uri)
+        parts.port  # noqa: B018  (raises for a port that is not a number)
+    except ValueError:
+        return None
+    host = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
+    if parts.scheme != "http" or host not in _LOOPBACK_HOSTS:
+        return None
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+
+def redirect_registered(uri: str, registered: tuple[str, ...]) -> bool:
+    """Exact string comparison -- no prefix, case, trailing-slash or query leniency --
+    except the one the standards require: a native app's loopback IP redirect URI
+    may name any port (RFC 8252 §7.3), the rest still exact."""
+    if uri in registered:
+        return True
+    loose = _without_port(uri)
+    return loose is not None and any(_without_port(r) == loose for r in registered)
 
 
 def _validate(
