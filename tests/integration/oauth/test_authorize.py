@@ -3,11 +3,13 @@ password grant; introspection, revocation, userinfo and RP-initiated logout edge
 
 from __future__ import annotations
 
+import datetime as dt
 import urllib.parse
 
 import jwt
 
-from authgate.identity import domain
+from authgate.gateway import appkeys
+from authgate.identity import domain, ids
 from tests.integration.oauth import flows
 from tests.integration.oauth.conftest import PASSWORD, Client, basic, register
 
@@ -255,3 +257,27 @@ async def test_rp_initiated_logout_confirms_then_redirects_only_to_a_registered_
         "/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
     )
     assert me.status == 401  # the session behind the tokens ended
+
+
+async def test_an_id_token_says_mfa_when_the_session_used_a_second_factor(client: Client) -> None:
+    web, secret = await _web(client, trusted=True)
+    store = client.app[appkeys.STORE]
+    user = await store.users.create(email="ivy@example.com", email_verified=True)
+    cookie = ids.token()
+    await store.sessions.create(
+        ids.token_hash(cookie), user.id, amr=("pwd", "otp", "mfa"), ttl=dt.timedelta(hours=1)
+    )
+    client.session.cookie_jar.update_cookies({"authgate_session": cookie})
+    verifier, challenge = flows.pkce_pair()
+    location = await flows.authorize(
+        client, _url(web.id, scope="openid", code_challenge=challenge, code_challenge_method="S256")
+    )
+    form = {"grant_type": "authorization_code", "code": flows.query_of(location)["code"]}
+    tokens = await (
+        await client.post(
+            "/oauth2/token", data={**form, "code_verifier": verifier}, headers=basic(web.id, secret)
+        )
+    ).json()
+    claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert claims["amr"] == ["pwd", "otp", "mfa"]
+    assert claims["sub"] == user.id
