@@ -477,11 +477,23 @@ async def add_member(request: web.Request) -> web.Response:
 
 
 async def remove_member(request: web.Request) -> web.Response:
+    """``DELETE /orgs/{org}/members/{user}``."""
+    return await _remove_member(request, request.match_info["user"])
+
+
+async def remove_member_by_body(request: web.Request) -> web.Response:
+    """``DELETE /orgs/{org}/members`` with ``{"user": ...}``: the same, for clients
+    that address the member collection as the issue's contract lists it."""
+    body = await inputs.read_json(request)
+    return await _remove_member(request, inputs.required_str(body, "user", max_length=254))
+
+
+async def _remove_member(request: web.Request, ref: str) -> web.Response:
     """Org-admins remove anyone; a member may leave. Sessions signed in to the
     organization end with the membership: their tokens name an organization the user
     is no longer in, and refreshing them would keep doing so."""
     access = await org_access(request)
-    user, _ = await _find_member(request, access, request.match_info["user"])
+    user, _ = await _find_member(request, access, ref)
     if user.id != access.principal.user.id and not access.admin:
         raise errors.ApiError(403, "forbidden", "this needs an administrator of the organization")
     store = request.app[appkeys.STORE]
@@ -764,6 +776,7 @@ def routes() -> list[web.RouteDef]:
         web.delete("/orgs/{org}", delete_org),
         web.get("/orgs/{org}/members", list_members),
         web.post("/orgs/{org}/members", add_member),
+        web.delete("/orgs/{org}/members", remove_member_by_body),
         web.delete("/orgs/{org}/members/{user}", remove_member),
         web.post("/orgs/{org}/members/{user}/roles", grant_role),
         web.delete("/orgs/{org}/members/{user}/roles/{role}", revoke_role),

@@ -493,6 +493,22 @@ async def test_a_member_may_leave_but_not_remove_others(client: Client, inbox: I
         await _error(response, 404, "not_found")
 
 
+async def test_a_member_can_also_be_removed_through_the_collection(
+    client: Client, inbox: Inbox
+) -> None:
+    ada = await signed_up(client, inbox, "ada@example.com")
+    bob = await signed_up(client, inbox, "bob@example.com")
+    await _org(client, ada, "acme")
+    await _add(client, ada, "acme", bob.id)
+    for body in ({}, {"user": 7}, {"user": "nobody"}):
+        response = await client.delete("/orgs/acme/members", json=body, headers=ada.auth)
+        assert response.status in {400, 404}
+    await _ok(
+        await client.delete("/orgs/acme/members", json={"user": bob.email}, headers=ada.auth), 204
+    )
+    assert await _members(client, ada, "acme") == {ada.email: ["admin"]}
+
+
 async def test_removing_a_member_ends_their_sessions_in_that_organization(
     client: Client, inbox: Inbox
 ) -> None:
