@@ -114,6 +114,11 @@ class Settings:
     lockout_window: int = 900
     lockout_base: int = 60
     lockout_max: int = 3600
+    # The check path (issue 5)
+    policy_file: Path | None = None
+    grpc_listen: Listen = Listen(host="127.0.0.1", port=9001)
+    check_audiences: tuple[str, ...] = ()  # empty: the issuer
+    signin_url: str | None = None  # empty: <issuer>/login
     rate_limits: tuple[tuple[str, int, int], ...] = (
         ("login", 10, 60),
         ("register", 5, 60),
@@ -352,6 +357,22 @@ def _parse_rate_limits(text: str) -> tuple[tuple[str, int, int], ...]:
     return tuple((name, count, period) for name, (count, period) in limits.items())
 
 
+def _parse_list(text: str) -> tuple[str, ...]:
+    items = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not items:
+        raise ValueError("expected one or more values separated by commas")
+    return items
+
+
+def _parse_signin_url(text: str) -> str | None:
+    if not text:
+        return None
+    url = urllib.parse.urlsplit(text)
+    if url.scheme not in {"http", "https"} or not url.hostname:
+        raise ValueError("expected an absolute http(s) URL such as https://auth.example.com/login")
+    return text
+
+
 def _parse_count(text: str) -> int:
     if not text.strip().isdigit():
         raise ValueError("expected a whole number")
@@ -448,6 +469,10 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         lockout_base=parsed("lockout_base", _parse_positive_duration, base.lockout_base),
         lockout_max=parsed("lockout_max", _parse_positive_duration, base.lockout_max),
         rate_limits=parsed("rate_limits", _parse_rate_limits, base.rate_limits),
+        policy_file=parsed("policy_file", _parse_path, None),
+        grpc_listen=parsed("grpc_listen", parse_listen, base.grpc_listen),
+        check_audiences=parsed("check_audiences", _parse_list, ()),
+        signin_url=parsed("signin_url", _parse_signin_url, None),
     )
     _check_consistency(settings)
     return settings
