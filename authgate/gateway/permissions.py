@@ -40,6 +40,8 @@ _DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # Printable ASCII without space, quote, '#', '?', '<', '>', '\\', '^', '`', '{', '|', '}':
 # what may appear in the path of a URL unescaped; anything else is sent percent-encoded.
 _PATH_CHARS = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@%/]+")
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_ENCODED_DOT = re.compile(r"%2[Ee]")
 _RULE_KEYS = frozenset({"hosts", "paths", "methods"})
 
 
@@ -158,42 +160,95 @@ def _unique(items: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _host(value: str, where: str) -> str:
+    try:
+        return route_host(value)
+    except InvalidRouteRule as invalid:
+        raise InvalidRouteRule(f"{where}.hosts: {value[:80]!r}: {invalid}") from None
+
+
+def _path(value: str, where: str) -> str:
+    try:
+        return route_path(value)
+    except InvalidRouteRule as invalid:
+        raise InvalidRouteRule(f"{where}.paths: {value[:80]!r}: {invalid}") from None
+
+
+def _method(value: str, where: str) -> str:
+    try:
+        return route_method(value)
+    except InvalidRouteRule as invalid:
+        raise InvalidRouteRule(f"{where}.methods: {value[:20]!r}: {invalid}") from None
+
+
+# The parts of a route rule, one at a time. The route policy file (``policy.py``) uses
+# them too, so a role's rules and the file's rules are one language; the messages say
+# what is wrong without naming the value or where it is, which the caller adds.
+
+
+def route_host(value: str) -> str:
     """``*`` (any host), an exact host name, or ``*.suffix`` (any name below suffix).
-    Host names compare case-insensitively, so they are stored lower-case."""
+    Host names compare case-insensitively, so they are returned lower-case."""
     host = value.strip().lower()
     if host == "*":
         return host
     name = host[2:] if host.startswith("*.") else host
     labels = name.split(".")
     if not (0 < len(name) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in labels)):
-        raise InvalidRouteRule(
-            f"{where}.hosts: {value[:80]!r} is not a host name (without port), '*.suffix' or '*'"
-        )
+        raise InvalidRouteRule("is not a host name (without port), '*.suffix' or '*'")
     return host
 
 
-def _path(value: str, where: str) -> str:
-    """A path starting with ``/``; ``**`` as a whole segment matches any rest. A lone
-    ``*`` is refused rather than given a meaning the check path might not share."""
-    if (
-        not value.startswith("/")
-        or len(value) > MAX_PATH_LENGTH
-        or not _PATH_CHARS.fullmatch(value)
-    ):
+def route_path(value: str, *, segment_wildcards: bool = False) -> str:
+    """A path starting with ``/``; ``**`` as the whole last segment matches any rest.
+
+    A lone ``*`` segment stands for exactly one segment in the policy file
+    (``segment_wildcards``); role rules still refuse it, as they always have, so a role
+    written today means the same to every version of the check path that reads it.
+    ``**`` anywhere but at the end is refused: "any rest" followed by more has no one
+    meaning, and the matcher would need backtracking to guess one.
+
+    The check path matches normalised request paths (RFC 3986 §6.2.2: no ``.`` or
+    ``..`` segments, no ``//``, an encoded ``.`` decoded), so a pattern holding any of
+    those could never match: it is refused here rather than silently dead.
+    """
+    if not value.startswith("/"):
+        raise InvalidRouteRule("must start with '/'")
+    if len(value) > MAX_PATH_LENGTH:
+        raise InvalidRouteRule(f"must be at most {MAX_PATH_LENGTH} characters long")
+    if not _PATH_CHARS.fullmatch(value):
         raise InvalidRouteRule(
-            f"{where}.paths: {value[:80]!r} must start with '/' and hold only URL path characters"
+            "may hold only URL path characters (percent-encode the others, no query)"
         )
-    if any("*" in segment and segment != "**" for segment in value.split("/")):
-        raise InvalidRouteRule(
-            f"{where}.paths: {value[:80]!r}: '*' is only allowed as a whole '**' segment"
-        )
+    if value.count("%") != len(_PERCENT_ESCAPE.findall(value)):
+        raise InvalidRouteRule("'%' must start a two-digit hex escape such as %2F")
+    if _ENCODED_DOT.search(value):
+        raise InvalidRouteRule("must write '.' as it is, not as %2E")
+    segments = value.split("/")[1:]
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment in {".", ".."}:
+            raise InvalidRouteRule("must not hold '.' or '..' segments (write where they lead)")
+        if not segment and not last:
+            raise InvalidRouteRule(
+                "must not hold '//' (request paths are matched with '//' merged)"
+            )
+        if segment == "**":
+            if not last:
+                raise InvalidRouteRule("'**' is only allowed as the whole last segment")
+        elif segment == "*" and segment_wildcards:
+            continue
+        elif "*" in segment:
+            raise InvalidRouteRule(
+                "'*' is only allowed as a whole segment ('*': one segment, '**': any rest)"
+                if segment_wildcards
+                else "'*' is only allowed as a whole '**' segment"
+            )
     return value
 
 
-def _method(value: str, where: str) -> str:
+def route_method(value: str) -> str:
+    """One of :data:`HTTP_METHODS`, returned upper-case."""
     method = value.strip().upper()
     if method not in HTTP_METHODS:
-        raise InvalidRouteRule(
-            f"{where}.methods: {value[:20]!r} is not one of {', '.join(sorted(HTTP_METHODS))}"
-        )
+        raise InvalidRouteRule(f"is not one of {', '.join(sorted(HTTP_METHODS))}")
     return method
