@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
 import authgate
-from authgate.gateway import admin_api, server
+from authgate.gateway import admin_api, policy, server
 from authgate.gateway.oauth import clients as oauth_clients
 from authgate.identity import domain, errors, keys, logs, passwords, secrets
 from authgate.identity import settings as settings_mod
@@ -493,7 +493,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     handler: Callable[[settings_mod.Settings, argparse.Namespace], None] = args.handler
     try:
         handler(settings, args)
-    except (errors.StoreError, secrets.KeyMaterialError, server.ListenError) as error:
+    except (
+        errors.StoreError,
+        secrets.KeyMaterialError,
+        server.ListenError,
+        policy.PolicyError,
+    ) as error:
         _fail(str(error))
     except KeyboardInterrupt:
         raise SystemExit(130) from None

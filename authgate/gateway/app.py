@@ -19,6 +19,7 @@ from authgate.gateway import (
     admin_clients_api,
     appkeys,
     auth_api,
+    feed,
     health,
     mail,
     me_api,
@@ -31,6 +32,7 @@ from authgate.gateway import (
     wellknown,
 )
 from authgate.gateway import metrics as metrics_mod
+from authgate.gateway.check import http as check_http
 from authgate.gateway.oauth import authorize as oauth_authorize
 from authgate.gateway.oauth import endpoints as oauth_endpoints
 from authgate.gateway.oauth import logout as oauth_logout
@@ -53,8 +55,10 @@ def create_app(settings: settings_mod.Settings, *, store: Store | None = None) -
     app[appkeys.KEYS] = appkeys.KeyState()
     app.on_response_prepare.append(middleware.add_security_headers)
     app.cleanup_ctx.append(_store_ctx(store))
+    app.cleanup_ctx.append(feed.context)
     app.cleanup_ctx.append(_keys_ctx)
     app.cleanup_ctx.append(_accounts_ctx)
+    app.cleanup_ctx.append(check_http.context)
     app.add_routes(health.routes())
     app.add_routes(wellknown.routes())
     app.add_routes(auth_api.routes())
@@ -67,6 +71,7 @@ def create_app(settings: settings_mod.Settings, *, store: Store | None = None) -
     app.add_routes(oauth_endpoints.routes())
     app.add_routes(oauth_authorize.routes())
     app.add_routes(oauth_logout.routes())
+    app.add_routes(check_http.routes())
     return app
 
 

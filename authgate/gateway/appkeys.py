@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -11,6 +12,9 @@ from authgate.gateway import metrics as metrics_mod
 from authgate.identity import keys, passwords, secrets
 from authgate.identity import settings as settings_mod
 from authgate.identity.store import Store
+
+if TYPE_CHECKING:  # feed reads the keys below: its type is named for the checker only
+    from authgate.gateway import feed
 
 
 @dataclasses.dataclass
@@ -29,3 +33,4 @@ METRICS = web.AppKey("metrics", metrics_mod.Metrics)
 HASHER = web.AppKey("hasher", passwords.Hasher)
 LIMITER = web.AppKey("limiter", ratelimit.Limiter)
 MAILER = web.AppKey("mailer", mail.Mailer)
+FEED: web.AppKey[feed.ChangeFeed] = web.AppKey("feed")

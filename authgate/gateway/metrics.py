@@ -25,6 +25,8 @@ class Metrics:
     latency: Histogram
     key_age: Gauge
     keys_published: Gauge
+    checks: Counter
+    check_latency: Histogram
 
 
 def create() -> Metrics:
@@ -56,6 +58,19 @@ def create() -> Metrics:
         keys_published=Gauge(
             "authgate_signing_keys_published",
             "Keys in the JWKS.",
+            registry=registry,
+        ),
+        checks=Counter(
+            "authgate_checks",
+            "External-auth decisions, by adapter, result and reason.",
+            ["adapter", "result", "reason"],
+            registry=registry,
+        ),
+        check_latency=Histogram(
+            "authgate_check_duration_seconds",
+            "Time to decide an external-auth check, by adapter.",
+            ["adapter"],
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         ),
     )

@@ -104,6 +104,7 @@ def verify_access_token(
     now: dt.datetime,
     *,
     audience: str | None = None,
+    audiences: Sequence[str] | None = None,
     any_audience: bool = False,
 ) -> dict[str, Any]:
     """The verified claims of ``token``; raises :class:`InvalidToken` with the reason."""
@@ -127,7 +128,7 @@ def verify_access_token(
             token,
             key.private_key.public_key(),
             algorithms=[key.alg],
-            audience=audience or settings.issuer,
+            audience=list(audiences) if audiences else (audience or settings.issuer),
             issuer=settings.issuer,
             leeway=LEEWAY,
             options={

@@ -116,7 +116,6 @@ class Settings:
     lockout_max: int = 3600
     # The check path (issue 5)
     policy_file: Path | None = None
-    grpc_listen: Listen = Listen(host="127.0.0.1", port=9001)
     check_audiences: tuple[str, ...] = ()  # empty: the issuer
     signin_url: str | None = None  # empty: <issuer>/login
     rate_limits: tuple[tuple[str, int, int], ...] = (
@@ -470,7 +469,6 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         lockout_max=parsed("lockout_max", _parse_positive_duration, base.lockout_max),
         rate_limits=parsed("rate_limits", _parse_rate_limits, base.rate_limits),
         policy_file=parsed("policy_file", _parse_path, None),
-        grpc_listen=parsed("grpc_listen", parse_listen, base.grpc_listen),
         check_audiences=parsed("check_audiences", _parse_list, ()),
         signin_url=parsed("signin_url", _parse_signin_url, None),
     )

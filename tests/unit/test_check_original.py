@@ -11,7 +11,7 @@ def test_envoy_takes_the_request_line_and_the_path_after_the_prefix() -> None:
     got = original.from_envoy("delete", "API.example.com:8443", "/authz/envoy/v1/orders/7?x=1")
     assert (got.method, got.host, got.path, got.query) == (
         "DELETE",
-        "api.example.com",
+        "api.example.com:8443",
         "/v1/orders/7",
         "x=1",
     )
@@ -69,3 +69,14 @@ def test_a_malformed_nginx_description_is_unreadable(headers: dict[str, str]) ->
 def test_a_malformed_forwarded_description_is_unreadable(headers: dict[str, str]) -> None:
     with pytest.raises(original.Unreadable):
         original.from_forwarded(headers)
+
+
+def test_the_port_survives_into_the_url_a_browser_returns_to() -> None:
+    got = original.from_forwarded(
+        {
+            "X-Forwarded-Host": "shop.example.com:8443",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Uri": "/a",
+        }
+    )
+    assert got.url == "https://shop.example.com:8443/a"

@@ -27,7 +27,7 @@ class Unreadable(ValueError):
 class Original:
     method: str
     scheme: str
-    host: str  # lower-case, without port
+    host: str  # lower-case, with the port if one was given (the policy ignores it)
     path: str  # without the query
     query: str
 
@@ -45,12 +45,12 @@ def _method(value: str | None) -> str:
 
 
 def _host(value: str | None) -> str:
+    """The authority as sent, lower-cased. The port stays: it is part of where a
+    browser must come back to after signing in."""
     host = (value or "").strip().lower()
-    if not host or len(host) > 255 or any(c in host for c in "/\\@ \t"):
+    if not host or len(host) > 255 or any(c in host for c in "/\\@ \t?#"):
         raise Unreadable("missing or malformed original host")
-    if host.startswith("["):  # [v6]:port
-        return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return host
 
 
 def _split(target: str) -> tuple[str, str]:

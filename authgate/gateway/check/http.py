@@ -1,0 +1,273 @@
+"""The HTTP adapters of the check path (DESIGN.md's table is the contract):
+
+* ``/authz/envoy/<original path>`` -- Envoy ext_authz HTTP and Istio
+  ``envoyExtAuthzHttp``: any method; allow is exactly 200; deny 401/403.
+* ``/authz/nginx`` -- ingress-nginx ``auth-url`` / nginx ``auth_request``: 200, 401 or
+  403 and nothing else (nginx turns any other status into a 500); browsers are sent to
+  sign in by ``auth-signin``, not by us.
+* ``/authz/forward`` -- Traefik ForwardAuth and Caddy forward_auth: 401 for API and
+  XHR calls, 302 to the sign-in page for a browser's GET/HEAD, 303 for other methods.
+
+On allow the identity headers go back for the proxy to copy upstream -- all of them,
+empty when unknown, so a client's own copy is always overwritten (Envoy's
+``allowed_upstream_headers`` keeps a client header the answer does not carry). Per-
+route requirements come from the auth URL's query: ``scopes``, ``any_scopes``,
+``roles`` (comma-separated) and ``org``; they add to the policy, never relax it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Mapping
+
+from aiohttp import web
+
+from authgate.gateway import appkeys, authn
+from authgate.gateway import policy as policy_mod
+from authgate.gateway.check import engine as engine_mod
+from authgate.gateway.check import original as original_mod
+from authgate.identity import domain, logs
+from authgate.identity import errors as store_errors
+
+log = logs.get("authgate.check")
+
+ENGINE = web.AppKey("check_engine", engine_mod.Engine)
+IDENTITY_HEADERS = {
+    "subject": "X-Auth-Subject",
+    "email": "X-Auth-Email",
+    "org": "X-Auth-Org",
+    "roles": "X-Auth-Roles",
+    "scopes": "X-Auth-Scopes",
+    "client_id": "X-Auth-Client-Id",
+}
+_LIST_PARAMS = ("scopes", "any_scopes", "roles")
+
+
+def _identity_headers(identity: engine_mod.Identity | None) -> dict[str, str]:
+    values = {
+        "subject": identity.subject if identity else "",
+        "email": identity.email if identity else "",
+        "org": identity.org if identity else "",
+        "roles": ",".join(identity.roles) if identity else "",
+        "scopes": " ".join(identity.scopes) if identity else "",
+        "client_id": identity.client_id if identity else "",
+    }
+    return {IDENTITY_HEADERS[name]: value for name, value in values.items()}
+
+
+def _extra(query: Mapping[str, str]) -> policy_mod.Requirement | None:
+    """The per-route requirement of the auth URL's query, if it names any."""
+    lists = {name: tuple(v for v in query.get(name, "").split(",") if v) for name in _LIST_PARAMS}
+    org = query.get("org") or None
+    if not any(lists.values()) and org is None:
+        return None
+    return policy_mod.Requirement(
+        access="authenticated",
+        scopes=lists["scopes"],
+        any_scopes=lists["any_scopes"],
+        roles=tuple(policy_mod.RoleGrant(name=name, org=org) for name in lists["roles"]),
+        org=org,
+        rule_source="route",
+        matched=True,
+    )
+
+
+def _deny_body(decision: engine_mod.Decision) -> str:
+    description = (
+        "authentication is required"
+        if decision.status == 401
+        else "the credentials do not allow this request"
+    )
+    error = decision.error or ("unauthorized" if decision.status == 401 else "forbidden")
+    return json.dumps({"error": error, "error_description": description})
+
+
+def _challenge(decision: engine_mod.Decision) -> str:
+    challenge = 'Bearer realm="authgate"'
+    if decision.error:
+        challenge += f', error="{decision.error}"'
+    return challenge
+
+
+def _deny(decision: engine_mod.Decision) -> web.Response:
+    return web.Response(
+        status=decision.status,
+        text=_deny_body(decision),
+        content_type="application/json",
+        headers={"WWW-Authenticate": _challenge(decision), "Cache-Control": "no-store"},
+    )
+
+
+def _allow(decision: engine_mod.Decision) -> web.Response:
+    return web.Response(
+        status=200, headers={**_identity_headers(decision.identity), "Cache-Control": "no-store"}
+    )
+
+
+async def _decide(
+    request: web.Request, adapter: str, original: original_mod.Original
+) -> engine_mod.Decision:
+    engine = request.app[ENGINE]
+    settings = request.app[appkeys.SETTINGS]
+    started = time.perf_counter()
+    decision = await engine.decide(
+        original,
+        bearer=authn.bearer_token(request),
+        cookie=request.cookies.get(settings.cookie_name),
+        extra=_extra(request.query),
+    )
+    metrics = request.app[appkeys.METRICS]
+    metrics.checks.labels(
+        adapter, "allow" if decision.allow else "deny", decision.reason.split(":")[0]
+    ).inc()
+    metrics.check_latency.labels(adapter).observe(time.perf_counter() - started)
+    if not decision.allow:
+        log.info(
+            "check_denied",
+            adapter=adapter,
+            reason=decision.reason,
+            method=original.method,
+            host=original.host,
+            path=original.path,
+            subject=decision.identity.subject if decision.identity else None,
+        )
+    return decision
+
+
+def _unreadable(adapter: str, error: original_mod.Unreadable) -> web.Response:
+    log.warning("check_unreadable", adapter=adapter, problem=str(error))
+    decision = engine_mod.Decision(False, 403, "unreadable", None, None)
+    return _deny(decision)
+
+
+async def envoy(request: web.Request) -> web.Response:
+    try:
+        original = original_mod.from_envoy(
+            request.method, request.headers.get("Host"), request.raw_path
+        )
+    except original_mod.Unreadable as error:
+        return _unreadable("envoy", error)
+    decision = await _decide(request, "envoy", original)
+    return _allow(decision) if decision.allow else _deny(decision)
+
+
+async def nginx(request: web.Request) -> web.Response:
+    try:
+        original = original_mod.from_nginx(request.headers)
+    except original_mod.Unreadable as error:
+        return _unreadable("nginx", error)
+    decision = await _decide(request, "nginx", original)
+    return _allow(decision) if decision.allow else _deny(decision)
+
+
+def _is_browser(request: web.Request) -> bool:
+    if request.headers.get("X-Requested-With", "").lower() == "xmlhttprequest":
+        return False
+    if authn.bearer_token(request) is not None:
+        return False
+    return "text/html" in request.headers.get("Accept", "")
+
+
+async def forward(request: web.Request) -> web.Response:
+    try:
+        original = original_mod.from_forwarded(request.headers)
+    except original_mod.Unreadable as error:
+        return _unreadable("forward", error)
+    decision = await _decide(request, "forward", original)
+    if decision.allow:
+        return _allow(decision)
+    if decision.status == 401 and _is_browser(request):
+        settings = request.app[appkeys.SETTINGS]
+        signin = settings.signin_url or f"{settings.issuer}/login"
+        location = f"{signin}?{urllib.parse.urlencode({'rd': original.url})}"
+        status = 302 if original.method in {"GET", "HEAD"} else 303
+        return web.Response(
+            status=status, headers={"Location": location, "Cache-Control": "no-store"}
+        )
+    return _deny(decision)
+
+
+# --- life cycle ------------------------------------------------------------------------
+
+
+async def _role_rules(
+    app: web.Application,
+) -> tuple[tuple[policy_mod.Rule, ...], dict[str, str]]:
+    store = app[appkeys.STORE]
+    roles: list[domain.Role] = []
+    slugs: dict[str, str] = {}
+    after: str | None = None
+    while True:
+        page = await store.orgs.list(after=after, limit=500)
+        if not page:
+            break
+        for org in page:
+            slugs[org.id] = org.slug
+            roles.extend(await store.roles.list(org.id))
+        after = page[-1].id
+    return policy_mod.from_roles(roles, slugs), slugs
+
+
+def _file_policy(app: web.Application) -> policy_mod.Policy:
+    path = app[appkeys.SETTINGS].policy_file
+    if path is None:
+        return policy_mod.Policy(default="deny")
+    return policy_mod.load_file(path)
+
+
+async def context(app: web.Application) -> AsyncIterator[None]:
+    """Build the engine (file policy + the roles' route rules), keep it current from
+    the change feed, and drop it at shutdown."""
+    base = _file_policy(app)
+    feed = app[appkeys.FEED]
+    rules, slugs = await _role_rules(app)
+    engine = engine_mod.Engine(
+        app[appkeys.SETTINGS],
+        app[appkeys.STORE],
+        lambda: app[appkeys.KEYS].ring,
+        feed.index,
+        base.combined(rules),
+    )
+    engine.org_slugs = slugs
+    app[ENGINE] = engine
+    pending: set[asyncio.Task[None]] = set()
+
+    async def rebuild() -> None:
+        try:
+            rules, slugs = await _role_rules(app)
+            engine.policy = base.combined(rules)
+            engine.org_slugs = slugs
+        except (store_errors.StoreError, policy_mod.PolicyError) as error:
+            # Keep the last good policy: a half-loaded one could open routes.
+            log.error("policy_rebuild_failed", error=str(error))
+
+    def on_change(change: domain.Change) -> None:
+        engine.forget(change)
+        if change.topic in {"roles", "orgs"}:
+            task = asyncio.create_task(rebuild())
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    unsubscribe = feed.subscribe(on_change)
+    try:
+        yield
+    finally:
+        unsubscribe()
+        for task in pending:
+            task.cancel()
+        for task in list(pending):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.route("*", "/authz/envoy", envoy),
+        web.route("*", "/authz/envoy/{tail:.*}", envoy),
+        web.route("*", "/authz/nginx", nginx),
+        web.route("*", "/authz/forward", forward),
+    ]
