@@ -319,6 +319,7 @@ async def _access_token(
         roles=await role_names(request, user.id, session.org_id),
         auth_time=session.created_at,
         amr=session.amr,
+        not_after=session.expires_at,
     )
 
 

@@ -57,14 +57,19 @@ def issue_access_token(
     auth_time: dt.datetime | None = None,
     amr: Sequence[str] = (),
     family_id: str | None = None,
+    not_after: dt.datetime | None = None,
 ) -> Issued:
-    """``family_id`` names the refresh-token family the token came from (private claim
-    ``fam``), so revoking the refresh token also kills the access tokens it produced
-    (RFC 7009 §2.1)."""
+    """``not_after`` caps the lifetime (the session's expiry). ``family_id`` names the
+    refresh-token family the token came from (private claim ``fam``), so revoking the
+    refresh token also kills the access tokens it produced (RFC 7009 §2.1)."""
     signer = ring.signer(settings.signing_alg.value, now)
     if signer is None:
         raise RuntimeError("no signing key is ready; /readyz reports it")
     lifetime = min(ttl or settings.access_token_ttl, settings.max_token_lifetime)
+    if not_after is not None:
+        # A token outliving its session would outlive the session's end, which no
+        # revocation announces when the session merely expires.
+        lifetime = max(1, min(lifetime, int((not_after - now).total_seconds())))
     issued_at = int(now.timestamp())
     claims: dict[str, Any] = {
         "iss": settings.issuer,

@@ -91,10 +91,11 @@ async def refresh_token(
         raise invalid
     if family.client_id != client.id or family.user_id is None:
         raise invalid
+    session_end = None
     try:
         user = await store.users.get(family.user_id)
         if family.session_id:
-            await store.sessions.get_active(family.session_id)
+            session_end = (await store.sessions.get_active(family.session_id)).expires_at
     except store_errors.NotFound:
         raise invalid from None
     if user.disabled:
@@ -110,6 +111,7 @@ async def refresh_token(
         auth_time=family.auth_time,
         family=family,
         refresh_token=new_token,
+        not_after=session_end,
     )
 
 
@@ -210,8 +212,12 @@ async def authorization_code(
     redeemed = await store.codes.redeem(code_hash)
     if redeemed.outcome is not codes.Redemption.REDEEMED:
         raise invalid  # a concurrent redemption won
+    session_end = None
     try:
         user = await store.users.get(code.user_id)
+        if code.session_id:
+            # Signed out between the redirect and the exchange: nothing to issue for.
+            session_end = (await store.sessions.get_active(code.session_id)).expires_at
     except store_errors.NotFound:
         raise invalid from None
     if user.disabled:
@@ -228,6 +234,7 @@ async def authorization_code(
         nonce=code.nonce,
         refresh="refresh_token" in client.grant_types,
         code_hash=code_hash,
+        not_after=session_end,
     )
 
 

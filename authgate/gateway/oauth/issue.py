@@ -44,6 +44,7 @@ class Grant:
     family: domain.RefreshFamily | None = None  # the family a refresh continues
     refresh_token: str | None = None  # ... and its new token
     code_hash: str | None = None  # the authorization code this redeems
+    not_after: dt.datetime | None = None  # the session's end: access tokens stop there
 
 
 def audience(
@@ -117,6 +118,7 @@ async def respond(request: web.Request, grant: Grant) -> dict[str, Any]:
         auth_time=grant.auth_time,
         amr=grant.amr,
         family_id=family.id if family else None,
+        not_after=grant.not_after,
     )
     body: dict[str, Any] = {
         "access_token": access.token,

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
+import jwt
 import pytest
 
 from authgate.gateway import app as app_mod
 from authgate.identity import ids
+from authgate.identity import settings as settings_mod
 from authgate.identity.store import Store
 from tests.integration.accounts.conftest import (
     Account,
     Client,
     Inbox,
+    MakeApp,
+    MakeClient,
     login,
     login_elsewhere,
     signed_up,
@@ -128,3 +133,13 @@ async def test_housekeeping_deletes_what_has_expired(
     assert await store.refresh_tokens.find(ids.token_hash(account.refresh_token)) is None
     remaining = await store.db.fetchval("SELECT count(*) FROM email_tokens")
     assert remaining == 0
+
+
+async def test_an_access_token_never_outlives_its_session(
+    aiohttp_client: MakeClient, settings: settings_mod.Settings, make_app: MakeApp, inbox: Inbox
+) -> None:
+    short = dataclasses.replace(settings, session_ttl=120, access_token_ttl=900)
+    client: Client = await aiohttp_client(make_app(short))
+    account = await signed_up(client, inbox, "joy@example.com")
+    claims = jwt.decode(account.access_token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] <= 120
