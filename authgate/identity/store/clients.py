@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from authgate.identity import clock, domain, errors, ids
 from authgate.identity.store import changes
 from authgate.identity.store.db import Database, Dialect
-from authgate.identity.store.rows import columns, to_record
+from authgate.identity.store.rows import columns, locked_change, to_record
 
 MAX_CLIENT_ID = 255
 MAX_ASSERTION_JTI = 255
@@ -162,25 +161,11 @@ class OAuthClientRepository:
         if not _valid_id(client_id):
             raise errors.NotFound(f"client {client_id!r}")
         async with self._db.transaction() as tx:
-            row = await tx.fetchrow(
-                f"SELECT * FROM oauth_clients WHERE id = $1{tx.for_update()}",
-                client_id,
-            )
-            if row is None:
-                raise errors.NotFound(f"client {client_id!r}")
-            current = to_record(domain.OAuthClient, row)
-            if expected_version is not None and current.version != expected_version:
-                raise errors.Conflict(
-                    f"client {client_id!r} is at version {current.version}, not {expected_version}"
-                )
             now = self._now()
-            updated = dataclasses.replace(
-                change(current),
-                id=current.id,
-                created_at=current.created_at,
-                version=current.version + 1,
-                updated_at=now,
-            )
+            updated = await locked_change(
+                tx, "oauth_clients", client_id, load=lambda row: to_record(domain.OAuthClient, row),
+                change=change, expected_version=expected_version, now=now,
+            )  # fmt: skip
             await tx.execute(
                 """UPDATE oauth_clients SET name = $1, public = $2, grant_types = $3,
                        redirect_uris = $4, post_logout_redirect_uris = $5, scopes = $6,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import builtins
-import dataclasses
 from collections.abc import Callable, Sequence
 
 from authgate.identity import clock, domain, errors, ids
 from authgate.identity.store import changes
 from authgate.identity.store.db import Database, Row
-from authgate.identity.store.rows import record_id, to_record
+from authgate.identity.store.rows import locked_change, record_id, to_record
 
 # One statement reads members with their grants: a consistent snapshot without a
 # transaction. A member without roles comes back as one row with a NULL role_id.
@@ -128,25 +127,11 @@ class OrganizationRepository:
         """
         org_id = record_id(org_id, "organization")
         async with self._db.transaction() as tx:
-            row = await tx.fetchrow(
-                f"SELECT * FROM organizations WHERE id = $1{tx.for_update()}",
-                org_id,
-            )
-            if row is None:
-                raise errors.NotFound(f"organization {org_id}")
-            current = to_record(domain.Organization, row)
-            if expected_version is not None and current.version != expected_version:
-                raise errors.Conflict(
-                    f"organization {org_id} is at version {current.version}, not {expected_version}"
-                )
             now = self._now()
-            updated = dataclasses.replace(
-                change(current),
-                id=current.id,
-                created_at=current.created_at,
-                version=current.version + 1,
-                updated_at=now,
-            )
+            updated = await locked_change(
+                tx, "organizations", org_id, load=lambda row: to_record(domain.Organization, row),
+                change=change, expected_version=expected_version, now=now,
+            )  # fmt: skip
             await tx.execute(
                 """UPDATE organizations SET slug = $2, display_name = $3, email_domains = $4,
                        owner = $5, version = $6, updated_at = $7

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from authgate.identity import clock, domain, errors, ids
 from authgate.identity.store import changes
 from authgate.identity.store.db import Database, Row
-from authgate.identity.store.rows import record_id, to_record
+from authgate.identity.store.rows import locked_change, record_id, to_record
 
 
 def _rules_out(rules: Sequence[domain.RouteRule]) -> list[dict[str, list[str]]]:
@@ -132,26 +131,11 @@ class RoleRepository:
         """
         role_id = record_id(role_id, "role")
         async with self._db.transaction() as tx:
-            row = await tx.fetchrow(
-                f"SELECT * FROM roles WHERE id = $1{tx.for_update()}",
-                role_id,
-            )
-            if row is None:
-                raise errors.NotFound(f"role {role_id}")
-            current = _role(row)
-            if expected_version is not None and current.version != expected_version:
-                raise errors.Conflict(
-                    f"role {role_id} is at version {current.version}, not {expected_version}"
-                )
             now = self._now()
-            updated = dataclasses.replace(
-                change(current),
-                id=current.id,
-                org_id=current.org_id,
-                created_at=current.created_at,
-                version=current.version + 1,
-                updated_at=now,
-            )
+            updated = await locked_change(
+                tx, "roles", role_id, load=_role, change=change,
+                expected_version=expected_version, now=now, keep=("org_id",),
+            )  # fmt: skip
             await tx.execute(
                 """UPDATE roles SET name = $2, description = $3, permissions = $4,
                        route_rules = $5, owner = $6, version = $7, updated_at = $8

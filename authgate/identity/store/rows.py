@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from authgate.identity import errors, ids
-from authgate.identity.store.db import Row
+from authgate.identity.store.db import Database, Row
 
 _T = TypeVar("_T")
 
@@ -37,3 +39,40 @@ def record_id(value: str, what: str) -> str:
     if not ids.is_uuid(value):
         raise errors.NotFound(f"{what} {value!r}")
     return value.lower()
+
+
+class _Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+_V = TypeVar("_V", bound=_Versioned)
+
+
+async def locked_change(
+    tx: Database,
+    table: str,
+    record: str,
+    *,
+    load: Callable[[Row], _V],
+    change: Callable[[_V], _V],
+    expected_version: int | None,
+    now: dt.datetime,
+    keep: tuple[str, ...] = (),
+) -> _V:
+    """The read-modify-write of a versioned record, inside ``tx``: lock the row, check
+    ``expected_version`` (a stale read becomes Conflict), apply ``change`` and bump the
+    version. ``id``, ``created_at`` and the ``keep`` fields can never be changed. The
+    caller writes the result with its own UPDATE."""
+    row = await tx.fetchrow(f"SELECT * FROM {table} WHERE id = $1{tx.for_update()}", record)
+    if row is None:
+        raise errors.NotFound(f"{table} {record!r}")
+    current = load(row)
+    if expected_version is not None and current.version != expected_version:
+        raise errors.Conflict(
+            f"{table} {record!r} is at version {current.version}, not {expected_version}"
+        )
+    fixed = {name: getattr(current, name) for name in ("id", "created_at", *keep)}
+    return dataclasses.replace(  # type: ignore[type-var]
+        change(current), **fixed, version=current.version + 1, updated_at=now
+    )

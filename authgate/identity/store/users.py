@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 
 from authgate.identity import clock, domain, errors, ids
 from authgate.identity.store import changes
 from authgate.identity.store.db import Database
-from authgate.identity.store.rows import record_id, to_record
+from authgate.identity.store.rows import locked_change, record_id, to_record
 
 _GET_MANY_CHUNK = 500
 
@@ -104,21 +103,10 @@ class UserRepository:
         """
         user_id = record_id(user_id, "user")
         async with self._db.transaction() as tx:
-            row = await tx.fetchrow(f"SELECT * FROM users WHERE id = $1{tx.for_update()}", user_id)
-            if row is None:
-                raise errors.NotFound(f"user {user_id}")
-            current = to_record(domain.User, row)
-            if expected_version is not None and current.version != expected_version:
-                raise errors.Conflict(
-                    f"user {user_id} is at version {current.version}, not {expected_version}"
-                )
-            updated = dataclasses.replace(
-                change(current),
-                id=current.id,
-                created_at=current.created_at,
-                version=current.version + 1,
-                updated_at=self._now(),
-            )
+            updated = await locked_change(
+                tx, "users", user_id, load=lambda row: to_record(domain.User, row),
+                change=change, expected_version=expected_version, now=self._now(),
+            )  # fmt: skip
             await tx.execute(
                 """UPDATE users SET email = $2, email_key = $3, email_verified = $4,
                        username = $5, username_key = $6, full_name = $7, is_admin = $8,
