@@ -43,6 +43,22 @@ async def revoke_family(request: web.Request, family_id: str, reason: str) -> No
     )
 
 
+async def _live_user(
+    request: web.Request, user_id: str, session_id: str | None, invalid: Exception
+) -> tuple[domain.User, dt.datetime | None]:
+    """The grant's user, enabled, and the end of its session (which must be active);
+    ``invalid`` otherwise. Access tokens are capped at that end."""
+    store = request.app[appkeys.STORE]
+    try:
+        user = await store.users.get(user_id)
+        session = await store.sessions.get_active(session_id) if session_id else None
+    except store_errors.NotFound:
+        raise invalid from None
+    if user.disabled:
+        raise invalid
+    return user, session.expires_at if session else None
+
+
 async def client_credentials(
     request: web.Request, client: domain.OAuthClient, form: params.Params
 ) -> issue.Grant:
@@ -91,15 +107,7 @@ async def refresh_token(
         raise invalid
     if family.client_id != client.id or family.user_id is None:
         raise invalid
-    session_end = None
-    try:
-        user = await store.users.get(family.user_id)
-        if family.session_id:
-            session_end = (await store.sessions.get_active(family.session_id)).expires_at
-    except store_errors.NotFound:
-        raise invalid from None
-    if user.disabled:
-        raise invalid
+    user, session_end = await _live_user(request, family.user_id, family.session_id, invalid)
     return issue.Grant(
         client=client,
         scope=scope,
@@ -212,16 +220,8 @@ async def authorization_code(
     redeemed = await store.codes.redeem(code_hash)
     if redeemed.outcome is not codes.Redemption.REDEEMED:
         raise invalid  # a concurrent redemption won
-    session_end = None
-    try:
-        user = await store.users.get(code.user_id)
-        if code.session_id:
-            # Signed out between the redirect and the exchange: nothing to issue for.
-            session_end = (await store.sessions.get_active(code.session_id)).expires_at
-    except store_errors.NotFound:
-        raise invalid from None
-    if user.disabled:
-        raise invalid
+    # A code whose session ended since the redirect has nothing left to issue for.
+    user, session_end = await _live_user(request, code.user_id, code.session_id, invalid)
     return issue.Grant(
         client=client,
         scope=params.scopes(code.scope),
