@@ -58,6 +58,7 @@ def authgate(
             "AUTHGATE_LISTEN": f"127.0.0.1:{port}",
             "AUTHGATE_ISSUER": base,
             "AUTHGATE_LOG_LEVEL": "warning",
+            "AUTHGATE_GRPC_LISTEN": "off",
             **(extra or {}),
         }
     )

@@ -118,6 +118,17 @@ class Settings:
     policy_file: Path | None = None
     check_audiences: tuple[str, ...] = ()  # empty: the issuer
     signin_url: str | None = None  # empty: <issuer>/login
+    # Envoy's gRPC ext_authz; None turns the listener off.
+    grpc_listen: Listen | None = Listen(host="127.0.0.1", port=9001)
+    # The headers an allow carries upstream, in IDENTITY_FIELDS order.
+    identity_headers: tuple[str, ...] = (
+        "X-Auth-Subject",
+        "X-Auth-Email",
+        "X-Auth-Org",
+        "X-Auth-Roles",
+        "X-Auth-Scopes",
+        "X-Auth-Client-Id",
+    )
     rate_limits: tuple[tuple[str, int, int], ...] = (
         ("login", 10, 60),
         ("register", 5, 60),
@@ -363,6 +374,45 @@ def _parse_list(text: str) -> tuple[str, ...]:
     return items
 
 
+def _parse_optional_listen(text: str) -> Listen | None:
+    if text.strip().lower() in {"", "off"}:
+        return None
+    return parse_listen(text)
+
+
+IDENTITY_FIELDS: Final = ("subject", "email", "org", "roles", "scopes", "client_id")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+# Headers a proxy or the upstream gives their own meaning: an identity value in one of
+# them would be a credential or a framing change, not information.
+_RESERVED_HEADERS: Final = frozenset(
+    {
+        "authorization", "connection", "content-length", "content-type", "cookie", "host",
+        "keep-alive", "proxy-authorization", "set-cookie", "te", "trailer",
+        "transfer-encoding", "upgrade", "www-authenticate",
+    }
+)  # fmt: skip
+
+
+def _parse_identity_headers(text: str) -> tuple[str, ...]:
+    """``subject=X-User,email=X-Email``: renames; fields not named keep their default."""
+    names = dict(zip(IDENTITY_FIELDS, Settings().identity_headers, strict=True))
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        field, sep, header = (piece.strip() for piece in part.partition("="))
+        if not sep or field not in names:
+            raise ValueError(
+                f"expected FIELD=HEADER such as subject=X-User, FIELD one of "
+                f"{', '.join(IDENTITY_FIELDS)}; got {part.strip()!r}"
+            )
+        if not _HEADER_NAME.match(header) or header.lower() in _RESERVED_HEADERS:
+            raise ValueError(f"{header!r} cannot carry an identity: not a free header name")
+        names[field] = header
+    if len({header.lower() for header in names.values()}) != len(names):
+        raise ValueError("two identity fields would share one header")
+    return tuple(names.values())
+
+
 def _parse_signin_url(text: str) -> str | None:
     if not text:
         return None
@@ -471,6 +521,8 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         policy_file=parsed("policy_file", _parse_path, None),
         check_audiences=parsed("check_audiences", _parse_list, ()),
         signin_url=parsed("signin_url", _parse_signin_url, None),
+        grpc_listen=parsed("grpc_listen", _parse_optional_listen, base.grpc_listen),
+        identity_headers=parsed("identity_headers", _parse_identity_headers, base.identity_headers),
     )
     _check_consistency(settings)
     return settings

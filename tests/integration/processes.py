@@ -60,7 +60,16 @@ def serving(
     ``/healthz`` answers. Stops it with SIGTERM if the test has not."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    full_env = clean_env({"AUTHGATE_LISTEN": f"127.0.0.1:{port}", "AUTHGATE_ISSUER": base, **env})
+    # The gRPC listener is off unless a test asks for it: tests run in parallel, and
+    # every one on the default port would collide.
+    full_env = clean_env(
+        {
+            "AUTHGATE_LISTEN": f"127.0.0.1:{port}",
+            "AUTHGATE_ISSUER": base,
+            "AUTHGATE_GRPC_LISTEN": "off",
+            **env,
+        }
+    )
     process = subprocess.Popen(
         [AUTHGATE, "serve"],
         env=full_env,

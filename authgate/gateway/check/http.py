@@ -19,44 +19,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from authgate.gateway import appkeys, authn
 from authgate.gateway import policy as policy_mod
 from authgate.gateway.check import engine as engine_mod
 from authgate.gateway.check import original as original_mod
+from authgate.gateway.check import outcome
 from authgate.identity import domain, logs
 from authgate.identity import errors as store_errors
 
 log = logs.get("authgate.check")
 
 ENGINE = web.AppKey("check_engine", engine_mod.Engine)
-IDENTITY_HEADERS = {
-    "subject": "X-Auth-Subject",
-    "email": "X-Auth-Email",
-    "org": "X-Auth-Org",
-    "roles": "X-Auth-Roles",
-    "scopes": "X-Auth-Scopes",
-    "client_id": "X-Auth-Client-Id",
-}
 _LIST_PARAMS = ("scopes", "any_scopes", "roles")
-
-
-def _identity_headers(identity: engine_mod.Identity | None) -> dict[str, str]:
-    values = {
-        "subject": identity.subject if identity else "",
-        "email": identity.email if identity else "",
-        "org": identity.org if identity else "",
-        "roles": ",".join(identity.roles) if identity else "",
-        "scopes": " ".join(identity.scopes) if identity else "",
-        "client_id": identity.client_id if identity else "",
-    }
-    return {IDENTITY_HEADERS[name]: value for name, value in values.items()}
 
 
 def _extra(query: Mapping[str, str]) -> policy_mod.Requirement | None:
@@ -76,36 +57,20 @@ def _extra(query: Mapping[str, str]) -> policy_mod.Requirement | None:
     )
 
 
-def _deny_body(decision: engine_mod.Decision) -> str:
-    description = (
-        "authentication is required"
-        if decision.status == 401
-        else "the credentials do not allow this request"
-    )
-    error = decision.error or ("unauthorized" if decision.status == 401 else "forbidden")
-    return json.dumps({"error": error, "error_description": description})
-
-
-def _challenge(decision: engine_mod.Decision) -> str:
-    challenge = 'Bearer realm="authgate"'
-    if decision.error:
-        challenge += f', error="{decision.error}"'
-    return challenge
-
-
 def _deny(decision: engine_mod.Decision) -> web.Response:
     return web.Response(
         status=decision.status,
-        text=_deny_body(decision),
+        text=outcome.deny_body(decision),
         content_type="application/json",
-        headers={"WWW-Authenticate": _challenge(decision), "Cache-Control": "no-store"},
+        headers={"WWW-Authenticate": outcome.challenge(decision), "Cache-Control": "no-store"},
     )
 
 
-def _allow(decision: engine_mod.Decision) -> web.Response:
-    return web.Response(
-        status=200, headers={**_identity_headers(decision.identity), "Cache-Control": "no-store"}
-    )
+def _allow(request: web.Request, decision: engine_mod.Decision) -> web.Response:
+    names = request.app[appkeys.SETTINGS].identity_headers
+    headers = CIMultiDict(outcome.identity_headers(names, decision.identity))
+    headers["Cache-Control"] = "no-store"
+    return web.Response(status=200, headers=headers)
 
 
 async def _decide(
@@ -120,28 +85,14 @@ async def _decide(
         cookie=request.cookies.get(settings.cookie_name),
         extra=_extra(request.query),
     )
-    metrics = request.app[appkeys.METRICS]
-    metrics.checks.labels(
-        adapter, "allow" if decision.allow else "deny", decision.reason.split(":")[0]
-    ).inc()
-    metrics.check_latency.labels(adapter).observe(time.perf_counter() - started)
-    if not decision.allow:
-        log.info(
-            "check_denied",
-            adapter=adapter,
-            reason=decision.reason,
-            method=original.method,
-            host=original.host,
-            path=original.path,
-            subject=decision.identity.subject if decision.identity else None,
-        )
+    outcome.record(
+        request.app[appkeys.METRICS], adapter, original, decision, time.perf_counter() - started
+    )
     return decision
 
 
 def _unreadable(adapter: str, error: original_mod.Unreadable) -> web.Response:
-    log.warning("check_unreadable", adapter=adapter, problem=str(error))
-    decision = engine_mod.Decision(False, 403, "unreadable", None, None)
-    return _deny(decision)
+    return _deny(outcome.unreadable(adapter, str(error)))
 
 
 async def envoy(request: web.Request) -> web.Response:
@@ -152,7 +103,7 @@ async def envoy(request: web.Request) -> web.Response:
     except original_mod.Unreadable as error:
         return _unreadable("envoy", error)
     decision = await _decide(request, "envoy", original)
-    return _allow(decision) if decision.allow else _deny(decision)
+    return _allow(request, decision) if decision.allow else _deny(decision)
 
 
 async def nginx(request: web.Request) -> web.Response:
@@ -161,7 +112,7 @@ async def nginx(request: web.Request) -> web.Response:
     except original_mod.Unreadable as error:
         return _unreadable("nginx", error)
     decision = await _decide(request, "nginx", original)
-    return _allow(decision) if decision.allow else _deny(decision)
+    return _allow(request, decision) if decision.allow else _deny(decision)
 
 
 def _is_browser(request: web.Request) -> bool:
@@ -179,7 +130,7 @@ async def forward(request: web.Request) -> web.Response:
         return _unreadable("forward", error)
     decision = await _decide(request, "forward", original)
     if decision.allow:
-        return _allow(decision)
+        return _allow(request, decision)
     if decision.status == 401 and _is_browser(request):
         settings = request.app[appkeys.SETTINGS]
         signin = settings.signin_url or f"{settings.issuer}/login"

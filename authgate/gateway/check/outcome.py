@@ -1,0 +1,77 @@
+"""What every adapter makes of a decision: the identity headers of an allow, the RFC
+6750 challenge and error body of a deny, and the one record of it (metric + log)."""
+
+from __future__ import annotations
+
+import json
+
+from authgate.gateway import metrics as metrics_mod
+from authgate.gateway.check import engine as engine_mod
+from authgate.gateway.check import original as original_mod
+from authgate.identity import logs
+
+log = logs.get("authgate.check")
+
+
+def identity_headers(
+    names: tuple[str, ...], identity: engine_mod.Identity | None
+) -> list[tuple[str, str]]:
+    """All of them, empty when unknown, so that a client's own copy is always
+    overwritten upstream. ``names`` follows ``settings.IDENTITY_FIELDS``."""
+    if identity is None:
+        return [(name, "") for name in names]
+    values = (
+        identity.subject,
+        identity.email,
+        identity.org,
+        ",".join(identity.roles),
+        " ".join(identity.scopes),
+        identity.client_id,
+    )
+    return list(zip(names, values, strict=True))
+
+
+def deny_body(decision: engine_mod.Decision) -> str:
+    description = (
+        "authentication is required"
+        if decision.status == 401
+        else "the credentials do not allow this request"
+    )
+    error = decision.error or ("unauthorized" if decision.status == 401 else "forbidden")
+    return json.dumps({"error": error, "error_description": description})
+
+
+def challenge(decision: engine_mod.Decision) -> str:
+    value = 'Bearer realm="authgate"'
+    if decision.error:
+        value += f', error="{decision.error}"'
+    return value
+
+
+def record(
+    metrics: metrics_mod.Metrics,
+    adapter: str,
+    original: original_mod.Original,
+    decision: engine_mod.Decision,
+    elapsed: float,
+) -> None:
+    """The reason of a deny goes here -- the log and a metric label -- never to the caller."""
+    metrics.checks.labels(
+        adapter, "allow" if decision.allow else "deny", decision.reason.split(":")[0]
+    ).inc()
+    metrics.check_latency.labels(adapter).observe(elapsed)
+    if not decision.allow:
+        log.info(
+            "check_denied",
+            adapter=adapter,
+            reason=decision.reason,
+            method=original.method,
+            host=original.host,
+            path=original.path,
+            subject=decision.identity.subject if decision.identity else None,
+        )
+
+
+def unreadable(adapter: str, problem: str) -> engine_mod.Decision:
+    log.warning("check_unreadable", adapter=adapter, problem=problem)
+    return engine_mod.Decision(False, 403, "unreadable", None, None)
