@@ -40,7 +40,11 @@ def _unauthorized(description: str, *, error: str | None = "invalid_token") -> e
 
 
 def bearer_token(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
+    return bearer_from(request.headers.get("Authorization", ""))
+
+
+def bearer_from(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer`` header value (RFC 6750 §2.1)."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None

@@ -9,6 +9,7 @@ import os
 from aiohttp import web
 
 from authgate.gateway import app as app_mod
+from authgate.gateway.check import envoy_grpc
 from authgate.identity import logs
 from authgate.identity import settings as settings_mod
 
@@ -27,12 +28,20 @@ def serve(settings: settings_mod.Settings) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting, finish in-flight requests
     (up to ``AUTHGATE_SHUTDOWN_TIMEOUT``) and release every resource."""
     application = app_mod.create_app(settings)
+    if settings.grpc_listen is not None:
+        application.cleanup_ctx.append(envoy_grpc.context(settings.grpc_listen))
     listen = settings.listen
     log.info(
-        "starting", listen=str(listen), issuer=settings.issuer, backend=settings.database_kind.value
+        "starting",
+        listen=str(listen),
+        grpc_listen=str(settings.grpc_listen) if settings.grpc_listen else None,
+        issuer=settings.issuer,
+        backend=settings.database_kind.value,
     )
     try:
         _run(application, settings)
+    except envoy_grpc.ListenFailed as error:
+        raise ListenError(str(error)) from None
     except OSError as error:
         if error.errno in {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}:
             reason = os.strerror(error.errno).lower()

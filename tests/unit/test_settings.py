@@ -82,6 +82,14 @@ def test_settings_are_frozen() -> None:
         ("AUTHGATE_INSECURE_HTTP_ISSUER", "maybe"),
         ("AUTHGATE_DATA_DIR", ""),
         ("AUTHGATE_NO_SUCH_THING", "1"),
+        ("AUTHGATE_GRPC_LISTEN", "9001"),
+        ("AUTHGATE_IDENTITY_HEADERS", "subject"),
+        ("AUTHGATE_IDENTITY_HEADERS", "nobody=X-Who"),
+        ("AUTHGATE_IDENTITY_HEADERS", "subject=Authorization"),
+        ("AUTHGATE_IDENTITY_HEADERS", "subject=cookie"),
+        ("AUTHGATE_IDENTITY_HEADERS", "subject=X User"),
+        ("AUTHGATE_IDENTITY_HEADERS", "subject=:path"),
+        ("AUTHGATE_IDENTITY_HEADERS", "subject=X-Auth-Email"),  # two fields, one header
     ],
 )
 def test_a_bad_value_names_the_variable(variable: str, value: str) -> None:
@@ -149,3 +157,31 @@ def test_data_dir_moves_the_default_database_and_kek() -> None:
     settings = from_env({"AUTHGATE_DATA_DIR": "/srv/ag"})
     assert settings.sqlite_path == Path("/srv/ag/authgate.db")
     assert settings.kek_path == Path("/srv/ag/kek")
+
+
+def test_the_grpc_listener_is_on_by_default_and_can_be_turned_off() -> None:
+    assert str(from_env({}).grpc_listen) == "127.0.0.1:9001"
+    assert str(from_env({"AUTHGATE_GRPC_LISTEN": "0.0.0.0:19001"}).grpc_listen) == "0.0.0.0:19001"
+    assert from_env({"AUTHGATE_GRPC_LISTEN": "off"}).grpc_listen is None
+    assert from_env({"AUTHGATE_GRPC_LISTEN": ""}).grpc_listen is None
+
+
+def test_identity_header_names_rename_only_the_fields_named() -> None:
+    default = from_env({}).identity_headers
+    assert default == (
+        "X-Auth-Subject",
+        "X-Auth-Email",
+        "X-Auth-Org",
+        "X-Auth-Roles",
+        "X-Auth-Scopes",
+        "X-Auth-Client-Id",
+    )
+    renamed = from_env({"AUTHGATE_IDENTITY_HEADERS": " subject = X-User , roles=X-Groups,"})
+    assert renamed.identity_headers == (
+        "X-User",
+        "X-Auth-Email",
+        "X-Auth-Org",
+        "X-Groups",
+        "X-Auth-Scopes",
+        "X-Auth-Client-Id",
+    )

@@ -1,7 +1,8 @@
 """What request the proxy is asking about, read the way each proxy sends it.
 
 Each proxy convention puts the original method, host and path somewhere else
-(PROXY-CONTRACTS.md): Envoy in the request line itself (path after our prefix), nginx
+(PROXY-CONTRACTS.md): Envoy's HTTP check in the request line itself (path after our
+prefix), its gRPC check in ``attributes.request.http``, nginx
 in ``X-Original-URL`` / ``X-Original-Method`` (``X-Forwarded-Proto`` arrives blank),
 Traefik and Caddy in ``X-Forwarded-Method/Proto/Host/Uri``. Everything downstream --
 the decision engine, its caches -- sees one :class:`Original`.
@@ -66,6 +67,15 @@ def from_envoy(method: str, host: str | None, path_qs: str, scheme: str = "http"
         raise Unreadable("not an Envoy check path")
     rest = path_qs[len(ENVOY_PREFIX) :] or "/"
     path, query = _split(rest)
+    return Original(method=_method(method), scheme=scheme, host=_host(host), path=path, query=query)
+
+
+def from_grpc(method: str, host: str, path_qs: str, scheme: str) -> Original:
+    """Envoy ext_authz gRPC: ``attributes.request.http`` (its path carries the query)."""
+    path, query = _split(path_qs)
+    scheme = scheme.strip().lower() or "http"
+    if scheme not in {"http", "https"}:
+        raise Unreadable("the original scheme is neither http nor https")
     return Original(method=_method(method), scheme=scheme, host=_host(host), path=path, query=query)
 
 

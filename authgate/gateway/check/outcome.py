@@ -4,13 +4,37 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from authgate.gateway import metrics as metrics_mod
+from authgate.gateway import policy as policy_mod
 from authgate.gateway.check import engine as engine_mod
 from authgate.gateway.check import original as original_mod
 from authgate.identity import logs
 
 log = logs.get("authgate.check")
+
+
+_LIST_PARAMS = ("scopes", "any_scopes", "roles")
+
+
+def route_requirement(values: Mapping[str, str]) -> policy_mod.Requirement | None:
+    """The per-route requirement a proxy's configuration names -- the auth URL's query
+    or Envoy's ``context_extensions``: ``scopes``, ``any_scopes``, ``roles``
+    (comma-separated) and ``org``. It adds to the policy's, never relaxes it."""
+    lists = {name: tuple(v for v in values.get(name, "").split(",") if v) for name in _LIST_PARAMS}
+    org = values.get("org") or None
+    if not any(lists.values()) and org is None:
+        return None
+    return policy_mod.Requirement(
+        access="authenticated",
+        scopes=lists["scopes"],
+        any_scopes=lists["any_scopes"],
+        roles=tuple(policy_mod.RoleGrant(name=name, org=org) for name in lists["roles"]),
+        org=org,
+        rule_source="route",
+        matched=True,
+    )
 
 
 def identity_headers(
