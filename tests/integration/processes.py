@@ -17,8 +17,11 @@ AUTHGATE = str(Path(sys.executable).parent / "authgate")
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The test's environment without any AUTHGATE_* variable, plus ``extra``."""
+    """The test's environment without any AUTHGATE_* variable, plus ``extra``. The gRPC
+    listener is off unless ``extra`` turns it on: tests run in parallel, and every
+    ``authgate serve`` on the default port would collide."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
+    env["AUTHGATE_GRPC_LISTEN"] = "off"
     env.update(extra or {})
     return env
 
@@ -60,16 +63,7 @@ def serving(
     ``/healthz`` answers. Stops it with SIGTERM if the test has not."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    # The gRPC listener is off unless a test asks for it: tests run in parallel, and
-    # every one on the default port would collide.
-    full_env = clean_env(
-        {
-            "AUTHGATE_LISTEN": f"127.0.0.1:{port}",
-            "AUTHGATE_ISSUER": base,
-            "AUTHGATE_GRPC_LISTEN": "off",
-            **env,
-        }
-    )
+    full_env = clean_env({"AUTHGATE_LISTEN": f"127.0.0.1:{port}", "AUTHGATE_ISSUER": base, **env})
     process = subprocess.Popen(
         [AUTHGATE, "serve"],
         env=full_env,
