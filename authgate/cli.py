@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
 import authgate
-from authgate.gateway import admin_api, policy, server
+from authgate.gateway import admin_api, policy, server, workers
 from authgate.gateway.oauth import clients as oauth_clients
 from authgate.identity import domain, errors, keys, logs, passwords, secrets
 from authgate.identity import settings as settings_mod
@@ -496,7 +496,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (
         errors.StoreError,
         secrets.KeyMaterialError,
-        server.ListenError,
+        workers.ListenError,
+        workers.WorkerFailed,
         policy.PolicyError,
     ) as error:
         _fail(str(error))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import socket
 
 from aiohttp import web
 
 from authgate.gateway import app as app_mod
+from authgate.gateway import workers
 from authgate.gateway.check import envoy_grpc
 from authgate.identity import logs
 from authgate.identity import settings as settings_mod
@@ -26,43 +28,50 @@ def _loop_factory() -> asyncio.AbstractEventLoop:
 
 def serve(settings: settings_mod.Settings) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting, finish in-flight requests
-    (up to ``AUTHGATE_SHUTDOWN_TIMEOUT``) and release every resource."""
-    application = app_mod.create_app(settings)
-    if settings.grpc_listen is not None:
-        application.cleanup_ctx.append(envoy_grpc.context(settings.grpc_listen))
-    listen = settings.listen
+    (up to ``AUTHGATE_SHUTDOWN_TIMEOUT``) and release every resource. With
+    ``AUTHGATE_WORKERS`` above one, this process supervises that many workers."""
     log.info(
         "starting",
-        listen=str(listen),
+        listen=str(settings.listen),
         grpc_listen=str(settings.grpc_listen) if settings.grpc_listen else None,
         issuer=settings.issuer,
         backend=settings.database_kind.value,
+        workers=settings.workers,
     )
-    try:
-        _run(application, settings)
-    except envoy_grpc.ListenFailed as error:
-        raise ListenError(str(error)) from None
-    except OSError as error:
-        if error.errno in {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}:
-            reason = os.strerror(error.errno).lower()
-            raise ListenError(f"cannot listen on {listen}: {reason}") from None
-        raise
+    if settings.workers > 1:
+        workers.supervise(settings, _serve_worker)
+    else:
+        _serve_one(settings, sock=None)
     log.info("stopped")
 
 
-class ListenError(Exception):
-    """The listen address cannot be bound (in use, not local, privileged)."""
+def _serve_worker(settings: settings_mod.Settings, sock: socket.socket) -> None:
+    _serve_one(settings, sock=sock)
 
 
-def _run(application: web.Application, settings: settings_mod.Settings) -> None:
+def _serve_one(settings: settings_mod.Settings, *, sock: socket.socket | None) -> None:
+    application = app_mod.create_app(settings)
+    if settings.grpc_listen is not None:
+        application.cleanup_ctx.append(
+            envoy_grpc.context(settings.grpc_listen, reuse_port=sock is not None)
+        )
     listen = settings.listen
-    web.run_app(
-        application,
-        host=listen.host,
-        port=listen.port,
-        shutdown_timeout=float(settings.shutdown_timeout),
-        access_log=None,  # the observe middleware logs requests
-        print=lambda _: log.info("listening", url=f"http://{listen}"),
-        handle_signals=True,
-        loop=_loop_factory(),
-    )
+    try:
+        web.run_app(
+            application,
+            host=None if sock is not None else listen.host,
+            port=None if sock is not None else listen.port,
+            sock=sock,
+            shutdown_timeout=float(settings.shutdown_timeout),
+            access_log=None,  # the observe middleware logs requests
+            print=lambda _: log.info("listening", url=f"http://{listen}"),
+            handle_signals=True,
+            loop=_loop_factory(),
+        )
+    except envoy_grpc.ListenFailed as error:
+        raise workers.ListenError(str(error)) from None
+    except OSError as error:
+        if error.errno in {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}:
+            reason = os.strerror(error.errno).lower()
+            raise workers.ListenError(f"cannot listen on {listen}: {reason}") from None
+        raise

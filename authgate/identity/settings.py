@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import ipaddress
+import os
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -118,6 +119,7 @@ class Settings:
     policy_file: Path | None = None
     check_audiences: tuple[str, ...] = ()  # empty: the issuer
     signin_url: str | None = None  # empty: <issuer>/login
+    workers: int = 1  # processes sharing the listen ports (SO_REUSEPORT)
     # Envoy's gRPC ext_authz; None turns the listener off.
     grpc_listen: Listen | None = Listen(host="127.0.0.1", port=9001)
     # The headers an allow carries upstream, in IDENTITY_FIELDS order.
@@ -374,6 +376,15 @@ def _parse_list(text: str) -> tuple[str, ...]:
     return items
 
 
+def _parse_workers(text: str) -> int:
+    if text.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    count = _parse_count(text)
+    if count > 64:
+        raise ValueError("expected at most 64 (one per core is the useful most)")
+    return count
+
+
 def _parse_optional_listen(text: str) -> Listen | None:
     if text.strip().lower() in {"", "off"}:
         return None
@@ -521,6 +532,7 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         policy_file=parsed("policy_file", _parse_path, None),
         check_audiences=parsed("check_audiences", _parse_list, ()),
         signin_url=parsed("signin_url", _parse_signin_url, None),
+        workers=parsed("workers", _parse_workers, base.workers),
         grpc_listen=parsed("grpc_listen", _parse_optional_listen, base.grpc_listen),
         identity_headers=parsed("identity_headers", _parse_identity_headers, base.identity_headers),
     )

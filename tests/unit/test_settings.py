@@ -83,6 +83,8 @@ def test_settings_are_frozen() -> None:
         ("AUTHGATE_DATA_DIR", ""),
         ("AUTHGATE_NO_SUCH_THING", "1"),
         ("AUTHGATE_GRPC_LISTEN", "9001"),
+        ("AUTHGATE_WORKERS", "two"),
+        ("AUTHGATE_WORKERS", "65"),
         ("AUTHGATE_IDENTITY_HEADERS", "subject"),
         ("AUTHGATE_IDENTITY_HEADERS", "nobody=X-Who"),
         ("AUTHGATE_IDENTITY_HEADERS", "subject=Authorization"),
@@ -185,3 +187,9 @@ def test_identity_header_names_rename_only_the_fields_named() -> None:
         "X-Auth-Scopes",
         "X-Auth-Client-Id",
     )
+
+
+def test_workers_default_to_one_and_auto_means_one_per_core() -> None:
+    assert from_env({}).workers == 1
+    assert from_env({"AUTHGATE_WORKERS": "2"}).workers == 2
+    assert from_env({"AUTHGATE_WORKERS": "auto"}).workers >= 1
