@@ -404,14 +404,24 @@ async def patch_org(request: web.Request) -> web.Response:
 
 
 async def delete_org(request: web.Request) -> web.Response:
-    """Delete the organization with its roles, memberships and grants."""
+    """Delete the organization with its roles, memberships and grants. Sessions signed
+    in to it end too, as when a member is removed: their tokens name it."""
     access = await org_access(request, admin=True)
     if access.org.owner:
         raise _managed(access.org, "organization")
+    store = request.app[appkeys.STORE]
+    # Read before deleting: the deletion detaches the sessions from the organization.
+    signed_in = [
+        session
+        for member in await store.orgs.members(access.org.id)
+        for session in await _org_sessions(request, member.user_id, access.org.id)
+    ]
     try:
-        await request.app[appkeys.STORE].orgs.delete(access.org.id)
+        await store.orgs.delete(access.org.id)
     except store_errors.NotFound:
         raise _no_org() from None
+    for session in signed_in:
+        await accounts.end_session(request, session, reason="org_deleted")
     await audit.record(
         request,
         "org_change",
@@ -502,9 +512,8 @@ async def _remove_member(request: web.Request, ref: str) -> web.Response:
             await tx.orgs.remove_member(access.org.id, user.id)
     except store_errors.NotFound:
         raise errors.not_found("no such member of this organization") from None
-    for session in await store.sessions.list_for_user(user.id):
-        if session.org_id == access.org.id:
-            await accounts.end_session(request, session, reason="membership_removed")
+    for session in await _org_sessions(request, user.id, access.org.id):
+        await accounts.end_session(request, session, reason="membership_removed")
     await audit.record(
         request,
         "membership_change",
@@ -514,6 +523,11 @@ async def _remove_member(request: web.Request, ref: str) -> web.Response:
         details={"org": access.org.id},
     )
     return web.Response(status=204)
+
+
+async def _org_sessions(request: web.Request, user_id: str, org_id: str) -> list[domain.Session]:
+    sessions = await request.app[appkeys.STORE].sessions.list_for_user(user_id)
+    return [session for session in sessions if session.org_id == org_id]
 
 
 async def grant_role(request: web.Request) -> web.Response:

@@ -525,6 +525,26 @@ async def test_removing_a_member_ends_their_sessions_in_that_organization(
     assert (await _ok(await client.get("/users/me", headers=bob.auth)))["id"] == bob.id
 
 
+async def test_deleting_an_organization_ends_the_sessions_signed_in_to_it(
+    client: Client, inbox: Inbox
+) -> None:
+    ada = await signed_up(client, inbox, "ada@example.com")
+    bob = await signed_up(client, inbox, "bob@example.com")
+    await _org(client, ada, "acme")
+    await _add(client, ada, "acme", bob.id)
+    client.session.cookie_jar.clear()
+    ada_in_org = await login(client, Account(ada.id, ada.email, ada.password), org="acme")
+    client.session.cookie_jar.clear()
+    bob_in_org = await login(client, Account(bob.id, bob.email, bob.password), org="acme")
+    await _ok(await client.delete("/orgs/acme", headers=ada.auth), 204)
+    for ended in (ada_in_org, bob_in_org):
+        await _error(await client.get("/users/me", headers=ended.auth), 401, "invalid_token")
+        refreshed = await client.post("/auth/refresh", json={"refresh_token": ended.refresh_token})
+        await _error(refreshed, 400, "invalid_grant")
+    for kept in (ada, bob):  # sessions outside the organization go on
+        assert (await _ok(await client.get("/users/me", headers=kept.auth)))["id"] == kept.id
+
+
 # --- roles --------------------------------------------------------------------------
 
 
