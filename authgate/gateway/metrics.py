@@ -7,8 +7,11 @@ one process and keeps ``/metrics`` to what this service exports.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 import authgate
 
@@ -16,6 +19,47 @@ import authgate
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheStats:
+    hits: int
+    misses: int
+    size: int
+
+
+class CacheCollector(Collector):
+    """The check engine's cache counters, read when Prometheus scrapes: the engine only
+    bumps plain integers per check, which costs nothing next to a labelled metric."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Mapping[str, CacheStats]] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        hits = CounterMetricFamily(
+            "authgate_check_cache_hits",
+            "Check-path cache look-ups that hit, by cache (the token and session caches "
+            "are consulted only when the decision cache misses).",
+            labels=["cache"],
+        )
+        misses = CounterMetricFamily(
+            "authgate_check_cache_misses",
+            "Check-path cache look-ups that missed, by cache.",
+            labels=["cache"],
+        )
+        entries = GaugeMetricFamily(
+            "authgate_check_cache_entries",
+            "Entries held by each check-path cache.",
+            labels=["cache"],
+        )
+        source = self.source
+        for name, stats in (source() if source is not None else {}).items():
+            hits.add_metric([name], stats.hits)
+            misses.add_metric([name], stats.misses)
+            entries.add_metric([name], stats.size)
+        yield hits
+        yield misses
+        yield entries
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,10 +71,13 @@ class Metrics:
     keys_published: Gauge
     checks: Counter
     check_latency: Histogram
+    check_caches: CacheCollector
 
 
 def create() -> Metrics:
     registry = CollectorRegistry(auto_describe=True)
+    check_caches = CacheCollector()
+    registry.register(check_caches)
     Info("authgate_build", "Build information.", registry=registry).info(
         {"version": authgate.__version__}
     )
@@ -73,4 +120,5 @@ def create() -> Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         ),
+        check_caches=check_caches,
     )

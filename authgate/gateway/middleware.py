@@ -5,6 +5,11 @@ response, including rendered errors; :func:`errors_to_json` turns every failure 
 one error shape; :func:`limit_body` refuses oversized bodies before they are read.
 Security headers are added in ``on_response_prepare`` so they reach every response,
 streamed and error ones included.
+
+Handlers marked :func:`records_itself` (the external-auth checks, thousands a second)
+count, time and log each answer themselves; :func:`observe` only steps in for their
+5xx answers, and their allows -- read by a proxy, never shown to a browser -- carry
+no browser security headers.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from typing import TypeVar
 
 import structlog
 from aiohttp import hdrs, web
@@ -32,6 +38,28 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 log = logs.get("authgate.gateway.http")
 
+_H = TypeVar("_H", bound=Handler)
+# Route handlers, not paths: the match is already made when middlewares run, and a
+# set probe cannot be fooled by how a path is spelled.
+_RECORDS_ITSELF: set[Handler] = set()
+
+
+def records_itself(handler: _H) -> _H:
+    """Mark a route handler that counts, times and logs its answers itself."""
+    _RECORDS_ITSELF.add(handler)
+    return handler
+
+
+def request_id(request: web.Request) -> str:
+    """The request's id, chosen on first use: the caller's if it is harmless to log
+    and echo, else a new one."""
+    rid = request.get(REQUEST_ID)
+    if rid is None:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        rid = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        request[REQUEST_ID] = rid
+    return rid
+
 
 def _route_label(request: web.Request) -> str:
     info = request.match_info
@@ -41,32 +69,53 @@ def _route_label(request: web.Request) -> str:
 
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
-    request[REQUEST_ID] = request_id
-    metrics = request.app[appkeys.METRICS]
+    if request.match_info.handler in _RECORDS_ITSELF:
+        return await _observe_failures(request, handler)
+    rid = request_id(request)
     started = time.perf_counter()
     status = 500
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
+    with structlog.contextvars.bound_contextvars(request_id=rid):
         try:
             response = await handler(request)
             status = response.status
-            response.headers[REQUEST_ID_HEADER] = request_id
+            response.headers[REQUEST_ID_HEADER] = rid
             return response
         finally:
-            elapsed = time.perf_counter() - started
-            route = _route_label(request)
-            metrics.requests.labels(route, request.method, str(status)).inc()
-            metrics.latency.labels(route).observe(elapsed)
-            emit = log.debug if request.path in _QUIET_PATHS else log.info
-            emit(
-                "request",
-                method=request.method,
-                path=request.path,
-                status=status,
-                duration_ms=round(elapsed * 1000, 3),
-                remote=request.remote,
-            )
+            _record(request, status, time.perf_counter() - started)
+
+
+async def _observe_failures(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The books of a handler that keeps its own, kept here only for what it cannot:
+    a 5xx (``errors_to_json`` has rendered it by now) or an escaped exception."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+    finally:
+        if status >= 500:
+            rid = request_id(request)
+            with structlog.contextvars.bound_contextvars(request_id=rid):
+                _record(request, status, time.perf_counter() - started)
+    if status >= 500:
+        response.headers[REQUEST_ID_HEADER] = rid
+    return response
+
+
+def _record(request: web.Request, status: int, elapsed: float) -> None:
+    metrics = request.app[appkeys.METRICS]
+    route = _route_label(request)
+    metrics.requests.labels(route, request.method, str(status)).inc()
+    metrics.latency.labels(route).observe(elapsed)
+    emit = log.debug if request.path in _QUIET_PATHS else log.info
+    emit(
+        "request",
+        method=request.method,
+        path=request.path,
+        status=status,
+        duration_ms=round(elapsed * 1000, 3),
+        remote=request.remote,
+    )
 
 
 @web.middleware
@@ -80,11 +129,11 @@ async def errors_to_json(request: web.Request, handler: Handler) -> web.StreamRe
             raise  # redirects and the like are answers, not failures
         return api_errors.render(api_errors.from_http_exception(exc))
     except store_errors.StoreUnavailable as error:
-        log.warning("store_unavailable", error=str(error))
+        log.warning("store_unavailable", error=str(error), request_id=request_id(request))
         return api_errors.render(api_errors.unavailable("the identity store is unreachable"))
     except Exception:
         # The description never carries the exception: it may hold data or secrets.
-        log.exception("unhandled_error", path=request.path)
+        log.exception("unhandled_error", path=request.path, request_id=request_id(request))
         return api_errors.render(
             api_errors.ApiError(500, "server_error", "an internal error occurred")
         )
@@ -113,9 +162,15 @@ _SECURITY_HEADERS = {
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
+    headers.pop(hdrs.SERVER, None)
+    if response.status < 300 and request.match_info.handler in _RECORDS_ITSELF:
+        # A check's allow goes to the proxy, which copies identity headers from it and
+        # shows it to no browser. Its denies and sign-in redirects can reach one (Traefik
+        # and Caddy pass them through), so they get everything below.
+        headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
+        return
     for name, value in _SECURITY_HEADERS.items():
         headers.setdefault(name, value)
     if request.app[appkeys.SETTINGS].issuer_is_https:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
-    headers.pop(hdrs.SERVER, None)

@@ -3,10 +3,19 @@
 decide = authenticate (a bearer access token of ours, or the gateway's session cookie;
 not revoked) + authorize (the route policy: public / authenticated / scopes / roles in
 an organization). Everything on a cache hit is in memory: verified token claims are
-kept in a bounded LRU keyed by the token's hash and never past ``exp``; revocation is
-the change feed's in-memory index; sessions and users are cached briefly and dropped
-by the feed when they change. The reason for a deny goes to the log and a metric
-label, never to the caller beyond RFC 6750's error codes.
+kept in a bounded LRU keyed by the token and never past ``exp``; revocation is the
+change feed's in-memory index; sessions and users are cached briefly and dropped by
+the feed when they change.
+
+In front of that sits the decision cache: the answer for a credential and a route
+(method, host, path, per-route requirement), so a repeated check re-runs only what can
+change under it -- ``exp``, the revocation index, the session's expiry -- and neither
+re-verifies, nor re-builds the identity, nor walks the policy. It holds only answers
+about an authenticated identity, and is emptied whenever the policy, the org slugs or
+anything an identity is made of changes (``forget``).
+
+The reason for a deny goes to the log and a metric label, never to the caller beyond
+RFC 6750's error codes.
 """
 
 from __future__ import annotations
@@ -14,11 +23,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
-import hashlib
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
+from authgate.gateway import metrics as metrics_mod
 from authgate.gateway import policy as policy_mod
 from authgate.gateway import revocation_index, tokens
 from authgate.gateway.check import original as original_mod
@@ -31,6 +40,9 @@ log = logs.get("authgate.check")
 TOKEN_CACHE_SIZE = 50_000
 SESSION_CACHE_SIZE = 20_000
 SESSION_CACHE_TTL = 30.0  # seconds: a safety net under the feed's invalidation
+DECISION_CACHE_SIZE = 50_000
+MAX_TOKEN_LENGTH = 8192
+MAX_COOKIE_LENGTH = 128
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,18 +77,24 @@ def _forbidden(reason: str, identity: Identity | None) -> Decision:
     return Decision(False, 403, reason, identity, "insufficient_scope")
 
 
-class _Lru(collections.OrderedDict[str, Any]):
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _Lru(collections.OrderedDict[_K, _V], Generic[_K, _V]):
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
+        self.hits = 0
+        self.misses = 0
 
-    def get_fresh(self, key: str) -> Any:
+    def get_fresh(self, key: _K) -> _V | None:
         value = self.get(key)
         if value is not None:
             self.move_to_end(key)
         return value
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: _K, value: _V) -> None:
         self[key] = value
         self.move_to_end(key)
         while len(self) > self.size:
@@ -92,6 +110,20 @@ class _SessionEntry:
     created_at: dt.datetime
     expires_at: dt.datetime
     cached_at: float
+    probe: Mapping[str, Any]  # what the revocation index is asked about the session
+
+
+# (is it a bearer token, the token or session cookie, method, host, path, per-route
+# requirement). The credential itself, not a hash of it: equality is exact and costs no
+# digest per check.
+_RouteKey = tuple[bool, str, str, str, str, policy_mod.Requirement | None]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Decided:
+    decision: Decision
+    claims: Mapping[str, Any] | None  # what the answer rests on: a token's claims ...
+    session: _SessionEntry | None  # ... or a session's entry, re-checked on every use
 
 
 class Engine:
@@ -107,23 +139,63 @@ class Engine:
         self._store = store
         self._ring = ring
         self._index = index
-        self.policy = policy
-        self.org_slugs: dict[str, str] = {}  # org id -> slug: file rules may name either
         self._audiences = list(settings.check_audiences or (settings.issuer,))
-        self._tokens = _Lru(TOKEN_CACHE_SIZE)
-        self._sessions = _Lru(SESSION_CACHE_SIZE)
-        self._emails = _Lru(SESSION_CACHE_SIZE)
-        self.hits = 0
-        self.misses = 0
+        # Keyed by the token itself (up to 8 KiB each) rather than its digest: no
+        # SHA-256 per look-up, for memory bounded by the size times the longest tokens.
+        self._tokens: _Lru[str, dict[str, Any]] = _Lru(TOKEN_CACHE_SIZE)
+        self._sessions: _Lru[str, _SessionEntry] = _Lru(SESSION_CACHE_SIZE)
+        self._emails: _Lru[str, str] = _Lru(SESSION_CACHE_SIZE)
+        self._decisions: _Lru[_RouteKey, _Decided] = _Lru(DECISION_CACHE_SIZE)
+        # Bumped whenever the decisions are dropped: a decision worked out across an
+        # await that saw a drop rests on what was dropped, and must not be kept.
+        self._generation = 0
+        self._verifier_of_ring: tokens.Verifier | None = None
+        self._policy = policy
+        self._org_slugs: dict[str, str] = {}  # org id -> slug: file rules may name either
+
+    @property
+    def policy(self) -> policy_mod.Policy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: policy_mod.Policy) -> None:
+        self._policy = policy
+        self._drop_decisions()
+
+    @property
+    def org_slugs(self) -> dict[str, str]:
+        return self._org_slugs
+
+    @org_slugs.setter
+    def org_slugs(self, slugs: dict[str, str]) -> None:
+        self._org_slugs = slugs
+        self._drop_decisions()
+
+    def _drop_decisions(self) -> None:
+        self._generation += 1
+        self._decisions.clear()
+
+    def cache_stats(self) -> dict[str, metrics_mod.CacheStats]:
+        """Hits, misses and entries of each cache, for the metrics collector."""
+        return {
+            name: metrics_mod.CacheStats(lru.hits, lru.misses, len(lru))
+            for name, lru in (
+                ("token", self._tokens),
+                ("session", self._sessions),
+                ("decision", self._decisions),
+            )
+        }
 
     # --- invalidation (called by the change feed) --------------------------------
 
     def forget(self, change: domain.Change) -> None:
-        """Drop what a change may have made stale. Tokens need nothing: their
-        revocations live in the index, which the feed updates first."""
+        """Drop what a change may have made stale. Token claims need nothing: their
+        revocations live in the index, which the feed updates first, and every use of
+        a cached decision asks the index again."""
         if change.topic in {"users", "memberships", "roles", "orgs", "sessions"}:
             self._sessions.clear()
             self._emails.clear()
+            self._drop_decisions()
 
     # --- the decision --------------------------------------------------------------
 
@@ -137,16 +209,64 @@ class Engine:
     ) -> Decision:
         """``extra`` is a per-route requirement from the proxy's configuration (the
         auth-url query, Envoy context_extensions): it adds to the policy's, never
-        relaxes it -- both must be satisfied."""
-        requirement = self.policy.requirement(request.host, request.path, request.method)
+        relaxes it -- both must be satisfied. A bearer token, when sent, is the only
+        credential looked at."""
+        credential = bearer if bearer is not None else cookie
+        if credential is None:
+            return self._decide_anonymous(request, extra)
+        key: _RouteKey = (
+            bearer is not None,
+            credential,
+            request.method,
+            request.host,
+            request.path,
+            extra,
+        )
+        decisions = self._decisions
+        cached = decisions.get(key)
+        if cached is not None:
+            if self._still_holds(cached, bearer is not None):
+                decisions.hits += 1
+                decisions.move_to_end(key)
+                return cached.decision
+            del decisions[key]  # the slow path below says why it no longer holds
+        decisions.misses += 1
+        generation = self._generation
+        requirement = self._policy.requirement(request.host, request.path, request.method)
         if requirement.denied:
             return _forbidden(f"policy_deny:{requirement.rule_source}", None)
         if requirement.public and extra is None:
             return _allow(None, "public")
-        identity, failure = await self._authenticate(bearer, cookie)
+        if bearer is not None:
+            identity, failure, claims = await self._from_token(bearer)
+            session = None
+        else:
+            identity, failure, session = await self._from_cookie(credential)
+            claims = None
         if identity is None:
-            return _unauthenticated(failure, "invalid_token" if bearer else None)
-        org_names = {identity.org, self.org_slugs.get(identity.org, "")} - {""}
+            return _unauthenticated(failure, "invalid_token" if bearer is not None else None)
+        decision = self._authorize(identity, requirement, extra)
+        if generation == self._generation:
+            decisions.put(key, _Decided(decision, claims, session))
+        return decision
+
+    def _decide_anonymous(
+        self, request: original_mod.Original, extra: policy_mod.Requirement | None
+    ) -> Decision:
+        requirement = self._policy.requirement(request.host, request.path, request.method)
+        if requirement.denied:
+            return _forbidden(f"policy_deny:{requirement.rule_source}", None)
+        if requirement.public and extra is None:
+            return _allow(None, "public")
+        return _unauthenticated("no_credentials")
+
+    def _authorize(
+        self,
+        identity: Identity,
+        requirement: policy_mod.Requirement,
+        extra: policy_mod.Requirement | None,
+    ) -> Decision:
+        org_names = {identity.org, self._org_slugs.get(identity.org, "")} - {""}
         for needed in (requirement, extra):
             if needed is not None and not needed.satisfied_by(
                 scopes=identity.scopes, roles=identity.roles, org_names=org_names
@@ -154,57 +274,62 @@ class Engine:
                 return _forbidden(f"policy:{needed.rule_source}", identity)
         return _allow(identity, "ok")
 
-    async def _authenticate(
-        self, bearer: str | None, cookie: str | None
-    ) -> tuple[Identity | None, str]:
-        if bearer is not None:
-            return await self._from_token(bearer)
-        if cookie is not None:
-            return await self._from_cookie(cookie)
-        return None, "no_credentials"
+    def _verifier(self) -> tokens.Verifier:
+        ring = self._ring()
+        verifier = self._verifier_of_ring
+        if verifier is None or verifier.ring is not ring:
+            verifier = tokens.Verifier(ring, self._settings, audiences=self._audiences)
+            self._verifier_of_ring = verifier
+        return verifier
 
-    async def _from_token(self, token: str) -> tuple[Identity | None, str]:
-        if len(token) > 8192:
-            return None, "token_malformed"
-        key = hashlib.sha256(token.encode()).hexdigest()
-        now = time.time()
-        cached = self._tokens.get_fresh(key)
-        if cached is not None and cached["exp"] > now:
-            self.hits += 1
+    def _still_holds(self, cached: _Decided, is_token: bool) -> bool:
+        """Whether the credential a cached decision rests on is still live: the checks
+        the slow path makes on a cache hit of its own, in the same order."""
+        if is_token:
+            claims = cached.claims
+            return (
+                claims is not None
+                and claims["exp"] > time.time()
+                and self._index.dead_reason(claims) is None
+            )
+        entry = cached.session
+        return entry is not None and self._session_failure(entry) is None
+
+    async def _from_token(
+        self, token: str
+    ) -> tuple[Identity | None, str, Mapping[str, Any] | None]:
+        if len(token) > MAX_TOKEN_LENGTH:
+            return None, "token_malformed", None
+        tokens_cache = self._tokens
+        cached = tokens_cache.get_fresh(token)
+        if cached is not None and cached["exp"] > time.time():
+            tokens_cache.hits += 1
             claims = cached
         else:
-            self.misses += 1
+            tokens_cache.misses += 1
             try:
-                claims = tokens.verify_access_token(
-                    token,
-                    self._ring(),
-                    self._settings,
-                    self._store.now(),
-                    audiences=self._audiences,
-                )
+                claims = self._verifier().verify(token, self._store.now())
             except tokens.InvalidToken as invalid:
-                return None, f"token_{invalid.reason}"
-            self._tokens.put(key, claims)
+                return None, f"token_{invalid.reason}", None
+            tokens_cache.put(token, claims)
         dead = self._index.dead_reason(claims)
         if dead is not None:
-            return None, f"token_{dead}"
+            return None, f"token_{dead}", None
         subject = str(claims["sub"])
-        return (
-            Identity(
-                subject=subject,
-                client_id=str(claims.get("client_id", "")),
-                email=await self._email(subject) if subject != claims.get("client_id") else "",
-                org=str(claims.get("org") or ""),
-                roles=tuple(claims.get("roles") or ()),
-                scopes=tuple(str(claims.get("scope", "")).split()),
-            ),
-            "",
+        identity = Identity(
+            subject=subject,
+            client_id=str(claims.get("client_id", "")),
+            email=await self._email(subject) if subject != claims.get("client_id") else "",
+            org=str(claims.get("org") or ""),
+            roles=tuple(claims.get("roles") or ()),
+            scopes=tuple(str(claims.get("scope", "")).split()),
         )
+        return identity, "", claims
 
     async def _email(self, user_id: str) -> str:
         cached = self._emails.get_fresh(user_id)
         if cached is not None:
-            return str(cached)
+            return cached
         try:
             email = (await self._store.users.get(user_id)).email
         except errors.NotFound:
@@ -212,30 +337,23 @@ class Engine:
         self._emails.put(user_id, email)
         return email
 
-    async def _from_cookie(self, cookie: str) -> tuple[Identity | None, str]:
-        if len(cookie) > 128:
-            return None, "session_malformed"
+    async def _from_cookie(self, cookie: str) -> tuple[Identity | None, str, _SessionEntry | None]:
+        if len(cookie) > MAX_COOKIE_LENGTH:
+            return None, "session_malformed", None
         key = ids.token_hash(cookie)
-        entry: _SessionEntry | None = self._sessions.get_fresh(key)
+        sessions = self._sessions
+        entry = sessions.get_fresh(key)
         if entry is None or time.monotonic() - entry.cached_at > SESSION_CACHE_TTL:
-            self.misses += 1
+            sessions.misses += 1
             entry = await self._load_session(key)
             if entry is None:
-                return None, "session_unknown"
-            self._sessions.put(key, entry)
+                return None, "session_unknown", None
+            sessions.put(key, entry)
         else:
-            self.hits += 1
-        now = self._store.now()
-        if entry.expires_at <= now or entry.user.disabled:
-            return None, "session_expired"
-        probe = {
-            "sid": entry.session_id,
-            "sub": entry.user.id,
-            "iat": int(entry.created_at.timestamp()),
-        }
-        dead = self._index.dead_reason(probe)
-        if dead is not None:
-            return None, f"session_{dead}"
+            sessions.hits += 1
+        failure = self._session_failure(entry)
+        if failure is not None:
+            return None, failure, None
         return (
             Identity(
                 subject=entry.user.id,
@@ -246,7 +364,16 @@ class Engine:
                 kind="session",
             ),
             "",
+            entry,
         )
+
+    def _session_failure(self, entry: _SessionEntry) -> str | None:
+        if time.monotonic() - entry.cached_at > SESSION_CACHE_TTL:
+            return "session_stale"  # only seen by the decision cache, which reloads
+        if entry.expires_at <= self._store.now() or entry.user.disabled:
+            return "session_expired"
+        dead = self._index.dead_reason(entry.probe)
+        return None if dead is None else f"session_{dead}"
 
     async def _load_session(self, token_hash: str) -> _SessionEntry | None:
         try:
@@ -273,4 +400,9 @@ class Engine:
             created_at=session.created_at,
             expires_at=session.expires_at,
             cached_at=time.monotonic(),
+            probe={
+                "sid": session.id,
+                "sub": user.id,
+                "iat": int(session.created_at.timestamp()),
+            },
         )

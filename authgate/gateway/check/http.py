@@ -13,6 +13,10 @@ empty when unknown, so a client's own copy is always overwritten (Envoy's
 ``allowed_upstream_headers`` keeps a client header the answer does not carry). Per-
 route requirements come from the auth URL's query: ``scopes``, ``any_scopes``,
 ``roles`` (comma-separated) and ``org``; they add to the policy, never relax it.
+
+The handlers keep their own books (:func:`outcome.record`: a metric, the latency and a
+log line per deny), so the general middlewares pass them by
+(:func:`middleware.records_itself`); a deny still carries its request id.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 
+import structlog
 from aiohttp import web
-from multidict import CIMultiDict
+from prometheus_client import Counter, Histogram
 
-from authgate.gateway import appkeys, authn
+from authgate.gateway import appkeys, authn, middleware
+from authgate.gateway import metrics as metrics_mod
 from authgate.gateway import policy as policy_mod
 from authgate.gateway.check import engine as engine_mod
 from authgate.gateway.check import original as original_mod
@@ -38,6 +44,25 @@ log = logs.get("authgate.check")
 
 ENGINE = web.AppKey("check_engine", engine_mod.Engine)
 _LIST_PARAMS = ("scopes", "any_scopes", "roles")
+# A proxy sends the few auth-URL queries of its configuration again and again; the
+# bound only stops a caller who varies it from growing the memo.
+_EXTRA_MEMO_SIZE = 256
+_extras: dict[str, policy_mod.Requirement | None] = {}
+
+
+def _extra_of(request: web.Request) -> policy_mod.Requirement | None:
+    raw = request.query_string
+    if not raw:
+        return None
+    try:
+        return _extras[raw]
+    except KeyError:
+        pass
+    extra = _extra(request.query)
+    if len(_extras) >= _EXTRA_MEMO_SIZE:
+        _extras.clear()
+    _extras[raw] = extra
+    return extra
 
 
 def _extra(query: Mapping[str, str]) -> policy_mod.Requirement | None:
@@ -57,62 +82,119 @@ def _extra(query: Mapping[str, str]) -> policy_mod.Requirement | None:
     )
 
 
-def _deny(decision: engine_mod.Decision) -> web.Response:
+def _deny(request: web.Request, decision: engine_mod.Decision) -> web.Response:
     return web.Response(
         status=decision.status,
         text=outcome.deny_body(decision),
         content_type="application/json",
-        headers={"WWW-Authenticate": outcome.challenge(decision), "Cache-Control": "no-store"},
+        headers={
+            "WWW-Authenticate": outcome.challenge(decision),
+            "Cache-Control": "no-store",
+            middleware.REQUEST_ID_HEADER: middleware.request_id(request),
+        },
     )
 
 
+_Headers = tuple[tuple[str, str], ...]
+# The answer headers of the allows the engine hands out again from its decision cache,
+# by the decision object's id; the entry keeps the object, so the id stays its own.
+_ALLOW_MEMO_SIZE = 4096
+_allows: dict[int, tuple[engine_mod.Decision, _Headers]] = {}
+
+
 def _allow(request: web.Request, decision: engine_mod.Decision) -> web.Response:
-    names = request.app[appkeys.SETTINGS].identity_headers
-    headers = CIMultiDict(outcome.identity_headers(names, decision.identity))
-    headers["Cache-Control"] = "no-store"
+    memo = _allows.get(id(decision))
+    if memo is not None and memo[0] is decision:
+        headers = memo[1]
+    else:
+        names = request.app[appkeys.SETTINGS].identity_headers
+        headers = (
+            *outcome.identity_headers(names, decision.identity),
+            ("Cache-Control", "no-store"),
+        )
+        if len(_allows) >= _ALLOW_MEMO_SIZE:
+            _allows.clear()
+        _allows[id(decision)] = (decision, headers)
     return web.Response(status=200, headers=headers)
 
 
 async def _decide(
     request: web.Request, adapter: str, original: original_mod.Original
 ) -> engine_mod.Decision:
-    engine = request.app[ENGINE]
-    settings = request.app[appkeys.SETTINGS]
+    app = request.app
     started = time.perf_counter()
-    decision = await engine.decide(
+    bearer = authn.bearer_token(request)
+    decision = await app[ENGINE].decide(
         original,
-        bearer=authn.bearer_token(request),
-        cookie=request.cookies.get(settings.cookie_name),
-        extra=_extra(request.query),
+        bearer=bearer,
+        # The engine looks at the cookie only without a token; parsing it is not free.
+        cookie=None
+        if bearer is not None
+        else request.cookies.get(app[appkeys.SETTINGS].cookie_name),
+        extra=_extra_of(request),
     )
-    outcome.record(
-        request.app[appkeys.METRICS], adapter, original, decision, time.perf_counter() - started
-    )
+    elapsed = time.perf_counter() - started
+    if decision.allow:
+        app[_ALLOW_BOOKS].record(adapter, decision.reason, elapsed)
+    else:
+        # Only a deny is logged; it goes out with the request id the log line names.
+        with structlog.contextvars.bound_contextvars(request_id=middleware.request_id(request)):
+            outcome.record(app[appkeys.METRICS], adapter, original, decision, elapsed)
     return decision
 
 
-def _unreadable(adapter: str, error: original_mod.Unreadable) -> web.Response:
-    return _deny(outcome.unreadable(adapter, str(error)))
+class _AllowBooks:
+    """:func:`outcome.record` for allows -- the bulk of checks, never logged -- with the
+    metric children looked up once: ``labels()`` is most of a record's cost."""
+
+    def __init__(self, metrics: metrics_mod.Metrics) -> None:
+        self._metrics = metrics
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+
+    def record(self, adapter: str, reason: str, elapsed: float) -> None:
+        children = self._children.get((adapter, reason))
+        if children is None:
+            metrics = self._metrics
+            children = (
+                metrics.checks.labels(adapter, "allow", reason.split(":", maxsplit=1)[0]),
+                metrics.check_latency.labels(adapter),
+            )
+            # Reasons of allows are a handful of constants; the bound is a backstop.
+            if len(self._children) < 64:
+                self._children[(adapter, reason)] = children
+        children[0].inc()
+        children[1].observe(elapsed)
 
 
+_ALLOW_BOOKS = web.AppKey("check_allow_books", _AllowBooks)
+
+
+def _unreadable(request: web.Request, adapter: str, error: original_mod.Unreadable) -> web.Response:
+    with structlog.contextvars.bound_contextvars(request_id=middleware.request_id(request)):
+        decision = outcome.unreadable(adapter, str(error))
+    return _deny(request, decision)
+
+
+@middleware.records_itself
 async def envoy(request: web.Request) -> web.Response:
     try:
         original = original_mod.from_envoy(
             request.method, request.headers.get("Host"), request.raw_path
         )
     except original_mod.Unreadable as error:
-        return _unreadable("envoy", error)
+        return _unreadable(request, "envoy", error)
     decision = await _decide(request, "envoy", original)
-    return _allow(request, decision) if decision.allow else _deny(decision)
+    return _allow(request, decision) if decision.allow else _deny(request, decision)
 
 
+@middleware.records_itself
 async def nginx(request: web.Request) -> web.Response:
     try:
         original = original_mod.from_nginx(request.headers)
     except original_mod.Unreadable as error:
-        return _unreadable("nginx", error)
+        return _unreadable(request, "nginx", error)
     decision = await _decide(request, "nginx", original)
-    return _allow(request, decision) if decision.allow else _deny(decision)
+    return _allow(request, decision) if decision.allow else _deny(request, decision)
 
 
 def _is_browser(request: web.Request) -> bool:
@@ -123,11 +205,12 @@ def _is_browser(request: web.Request) -> bool:
     return "text/html" in request.headers.get("Accept", "")
 
 
+@middleware.records_itself
 async def forward(request: web.Request) -> web.Response:
     try:
         original = original_mod.from_forwarded(request.headers)
     except original_mod.Unreadable as error:
-        return _unreadable("forward", error)
+        return _unreadable(request, "forward", error)
     decision = await _decide(request, "forward", original)
     if decision.allow:
         return _allow(request, decision)
@@ -137,9 +220,14 @@ async def forward(request: web.Request) -> web.Response:
         location = f"{signin}?{urllib.parse.urlencode({'rd': original.url})}"
         status = 302 if original.method in {"GET", "HEAD"} else 303
         return web.Response(
-            status=status, headers={"Location": location, "Cache-Control": "no-store"}
+            status=status,
+            headers={
+                "Location": location,
+                "Cache-Control": "no-store",
+                middleware.REQUEST_ID_HEADER: middleware.request_id(request),
+            },
         )
-    return _deny(decision)
+    return _deny(request, decision)
 
 
 # --- life cycle ------------------------------------------------------------------------
@@ -185,6 +273,8 @@ async def context(app: web.Application) -> AsyncIterator[None]:
     )
     engine.org_slugs = slugs
     app[ENGINE] = engine
+    app[_ALLOW_BOOKS] = _AllowBooks(app[appkeys.METRICS])
+    app[appkeys.METRICS].check_caches.source = engine.cache_stats
     pending: set[asyncio.Task[None]] = set()
 
     async def rebuild() -> None:
@@ -208,6 +298,7 @@ async def context(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         unsubscribe()
+        app[appkeys.METRICS].check_caches.source = None
         for task in pending:
             task.cancel()
         for task in list(pending):
