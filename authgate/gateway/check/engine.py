@@ -145,6 +145,12 @@ class Engine:
         self._tokens: _Lru[str, dict[str, Any]] = _Lru(TOKEN_CACHE_SIZE)
         self._sessions: _Lru[str, _SessionEntry] = _Lru(SESSION_CACHE_SIZE)
         self._emails: _Lru[str, str] = _Lru(SESSION_CACHE_SIZE)
+        # (user, org) -> (a member?, the names of the roles held there), for tokens:
+        # their ``roles`` claim is a snapshot, and a role taken away or a membership
+        # ended must not stay usable until the token expires.
+        self._memberships: _Lru[tuple[str, str], tuple[bool, tuple[str, ...]]] = _Lru(
+            SESSION_CACHE_SIZE
+        )
         self._decisions: _Lru[_RouteKey, _Decided] = _Lru(DECISION_CACHE_SIZE)
         # Bumped whenever the decisions are dropped: a decision worked out across an
         # await that saw a drop rests on what was dropped, and must not be kept.
@@ -182,6 +188,7 @@ class Engine:
             for name, lru in (
                 ("token", self._tokens),
                 ("session", self._sessions),
+                ("membership", self._memberships),
                 ("decision", self._decisions),
             )
         }
@@ -195,6 +202,7 @@ class Engine:
         if change.topic in {"users", "memberships", "roles", "orgs", "sessions"}:
             self._sessions.clear()
             self._emails.clear()
+            self._memberships.clear()
             self._drop_decisions()
 
     # --- the decision --------------------------------------------------------------
@@ -316,25 +324,62 @@ class Engine:
         if dead is not None:
             return None, f"token_{dead}", None
         subject = str(claims["sub"])
+        is_user = subject != claims.get("client_id")
+        org = str(claims.get("org") or "")
+        roles = tuple(claims.get("roles") or ())
+        if org and is_user:
+            held = await self._roles_in(subject, org)
+            if held is None:
+                return None, "token_membership_ended", None
+            # Never more than the token was issued with: a role granted since needs a
+            # new token, as it would without this check.
+            roles = tuple(role for role in roles if role in held)
         identity = Identity(
             subject=subject,
             client_id=str(claims.get("client_id", "")),
-            email=await self._email(subject) if subject != claims.get("client_id") else "",
-            org=str(claims.get("org") or ""),
-            roles=tuple(claims.get("roles") or ()),
+            email=await self._email(subject) if is_user else "",
+            org=org,
+            roles=roles,
             scopes=tuple(str(claims.get("scope", "")).split()),
         )
         return identity, "", claims
+
+    async def _roles_in(self, user_id: str, org_id: str) -> tuple[str, ...] | None:
+        """The names of the roles the user holds in the organization now, or ``None``
+        if they are not (or no longer) a member of it."""
+        memberships = self._memberships
+        cached = memberships.get_fresh((user_id, org_id))
+        if cached is not None:
+            memberships.hits += 1
+            return cached[1] if cached[0] else None
+        memberships.misses += 1
+        generation = self._generation
+        names = await self._load_roles(user_id, org_id)
+        if generation == self._generation:  # else it may predate what forget() dropped
+            memberships.put((user_id, org_id), (names is not None, names or ()))
+        return names
+
+    async def _load_roles(self, user_id: str, org_id: str) -> tuple[str, ...] | None:
+        store = self._store
+        held = next(
+            (m.role_ids for m in await store.orgs.memberships_of(user_id) if m.org_id == org_id),
+            None,
+        )
+        if held is None:
+            return None
+        return tuple(sorted(r.name for r in await store.roles.list(org_id) if r.id in held))
 
     async def _email(self, user_id: str) -> str:
         cached = self._emails.get_fresh(user_id)
         if cached is not None:
             return cached
+        generation = self._generation
         try:
             email = (await self._store.users.get(user_id)).email
         except errors.NotFound:
             email = ""
-        self._emails.put(user_id, email)
+        if generation == self._generation:
+            self._emails.put(user_id, email)
         return email
 
     async def _from_cookie(self, cookie: str) -> tuple[Identity | None, str, _SessionEntry | None]:
@@ -345,10 +390,12 @@ class Engine:
         entry = sessions.get_fresh(key)
         if entry is None or time.monotonic() - entry.cached_at > SESSION_CACHE_TTL:
             sessions.misses += 1
+            generation = self._generation
             entry = await self._load_session(key)
             if entry is None:
                 return None, "session_unknown", None
-            sessions.put(key, entry)
+            if generation == self._generation:  # else it may predate what forget() dropped
+                sessions.put(key, entry)
         else:
             sessions.hits += 1
         failure = self._session_failure(entry)
@@ -383,15 +430,10 @@ class Engine:
             return None
         roles: tuple[str, ...] = ()
         if session.org_id:
-            held = {
-                rid
-                for m in await self._store.orgs.memberships_of(user.id)
-                if m.org_id == session.org_id
-                for rid in m.role_ids
-            }
-            roles = tuple(
-                sorted(r.name for r in await self._store.roles.list(session.org_id) if r.id in held)
-            )
+            held = await self._load_roles(user.id, session.org_id)
+            if held is None:
+                return None  # signed in to an organization it is no longer in
+            roles = held
         return _SessionEntry(
             session_id=session.id,
             user=user,

@@ -217,6 +217,44 @@ async def test_role_route_rules_from_the_store_are_enforced(client: Client, stor
     assert (await client.get("/authz/envoy/reports/q3", headers=_bearer(others))).status == 403
 
 
+async def test_a_tokens_roles_are_held_against_the_membership_now(
+    client: Client, store: Store
+) -> None:
+    org = await store.orgs.create(slug="acme", display_name="Acme")
+    role = await store.roles.create(
+        org.id, "analyst", route_rules=(domain.RouteRule(paths=("/reports/**",)),)
+    )
+    user = await store.users.create(email="ada@example.com", email_verified=True)
+    await store.orgs.add_member(org.id, user.id)
+    await store.orgs.grant_role(org.id, user.id, role.id)
+    token = _token(client, subject=user.id, org=org.id, roles=["analyst", "forged"])
+
+    async def status(path: str) -> tuple[int, str]:
+        response = await client.get(f"/authz/envoy{path}", headers=_bearer(token))
+        return response.status, response.headers.get("X-Auth-Roles", "")
+
+    for _ in range(40):  # the role's route rule arrives through the feed
+        if (await status("/reports/q3"))[0] == 200:
+            break
+        await asyncio.sleep(0.05)
+    assert await status("/reports/q3") == (200, "analyst")  # held now, and in the token
+
+    await store.orgs.revoke_role(org.id, user.id, role.id)
+    for _ in range(40):
+        if (await status("/reports/q3"))[0] != 200:
+            break
+        await asyncio.sleep(0.05)
+    assert await status("/reports/q3") == (403, "")
+    assert await status("/app/home") == (200, "")  # still signed in, without the role
+
+    await store.orgs.remove_member(org.id, user.id)
+    for _ in range(40):
+        if (await status("/app/home"))[0] != 200:
+            break
+        await asyncio.sleep(0.05)
+    assert (await status("/app/home"))[0] == 401  # the organization it names is not its own
+
+
 async def test_checks_are_counted_by_adapter_result_and_reason(client: Client) -> None:
     await client.get("/authz/envoy/api/orders", headers={"Host": HOST})
     text = await (await client.get("/metrics")).text()
