@@ -158,9 +158,7 @@ class Authorization:
             cookie=_cookie(headers.get("cookie", ""), settings.cookie_name),
             extra=outcome.route_requirement(extensions),
         )
-        outcome.record(
-            app[appkeys.METRICS], "grpc", original, decision, time.perf_counter() - started
-        )
+        app[check_http.BOOKS].record("grpc", original, decision, time.perf_counter() - started)
         return _allow(settings.identity_headers, decision) if decision.allow else _deny(decision)
 
 

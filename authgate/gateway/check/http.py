@@ -14,7 +14,7 @@ empty when unknown, so a client's own copy is always overwritten (Envoy's
 route requirements come from the auth URL's query: ``scopes``, ``any_scopes``,
 ``roles`` (comma-separated) and ``org``; they add to the policy, never relax it.
 
-The handlers keep their own books (:func:`outcome.record`: a metric, the latency and a
+The handlers keep their own books (:class:`outcome.Books`: a metric, the latency and a
 log line per deny), so the general middlewares pass them by
 (:func:`middleware.records_itself`); a deny still carries its request id.
 """
@@ -25,14 +25,12 @@ import asyncio
 import contextlib
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
-from prometheus_client import Counter, Histogram
 
 from authgate.gateway import appkeys, authn, middleware
-from authgate.gateway import metrics as metrics_mod
 from authgate.gateway import policy as policy_mod
 from authgate.gateway.check import engine as engine_mod
 from authgate.gateway.check import original as original_mod
@@ -43,7 +41,8 @@ from authgate.identity import errors as store_errors
 log = logs.get("authgate.check")
 
 ENGINE = web.AppKey("check_engine", engine_mod.Engine)
-_LIST_PARAMS = ("scopes", "any_scopes", "roles")
+BOOKS = web.AppKey("check_books", outcome.Books)
+REBUILD_RETRY = 1.0  # seconds between attempts to rebuild the policy after a failure
 # A proxy sends the few auth-URL queries of its configuration again and again; the
 # bound only stops a caller who varies it from growing the memo.
 _EXTRA_MEMO_SIZE = 256
@@ -58,28 +57,11 @@ def _extra_of(request: web.Request) -> policy_mod.Requirement | None:
         return _extras[raw]
     except KeyError:
         pass
-    extra = _extra(request.query)
+    extra = outcome.route_requirement(request.query)
     if len(_extras) >= _EXTRA_MEMO_SIZE:
         _extras.clear()
     _extras[raw] = extra
     return extra
-
-
-def _extra(query: Mapping[str, str]) -> policy_mod.Requirement | None:
-    """The per-route requirement of the auth URL's query, if it names any."""
-    lists = {name: tuple(v for v in query.get(name, "").split(",") if v) for name in _LIST_PARAMS}
-    org = query.get("org") or None
-    if not any(lists.values()) and org is None:
-        return None
-    return policy_mod.Requirement(
-        access="authenticated",
-        scopes=lists["scopes"],
-        any_scopes=lists["any_scopes"],
-        roles=tuple(policy_mod.RoleGrant(name=name, org=org) for name in lists["roles"]),
-        org=org,
-        rule_source="route",
-        matched=True,
-    )
 
 
 def _deny(request: web.Request, decision: engine_mod.Decision) -> web.Response:
@@ -135,38 +117,12 @@ async def _decide(
     )
     elapsed = time.perf_counter() - started
     if decision.allow:
-        app[_ALLOW_BOOKS].record(adapter, decision.reason, elapsed)
+        app[BOOKS].record(adapter, original, decision, elapsed)
     else:
-        # Only a deny is logged; it goes out with the request id the log line names.
+        # A deny is logged; it goes out with the request id the log line names.
         with structlog.contextvars.bound_contextvars(request_id=middleware.request_id(request)):
-            outcome.record(app[appkeys.METRICS], adapter, original, decision, elapsed)
+            app[BOOKS].record(adapter, original, decision, elapsed)
     return decision
-
-
-class _AllowBooks:
-    """:func:`outcome.record` for allows -- the bulk of checks, never logged -- with the
-    metric children looked up once: ``labels()`` is most of a record's cost."""
-
-    def __init__(self, metrics: metrics_mod.Metrics) -> None:
-        self._metrics = metrics
-        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
-
-    def record(self, adapter: str, reason: str, elapsed: float) -> None:
-        children = self._children.get((adapter, reason))
-        if children is None:
-            metrics = self._metrics
-            children = (
-                metrics.checks.labels(adapter, "allow", reason.split(":", maxsplit=1)[0]),
-                metrics.check_latency.labels(adapter),
-            )
-            # Reasons of allows are a handful of constants; the bound is a backstop.
-            if len(self._children) < 64:
-                self._children[(adapter, reason)] = children
-        children[0].inc()
-        children[1].observe(elapsed)
-
-
-_ALLOW_BOOKS = web.AppKey("check_allow_books", _AllowBooks)
 
 
 def _unreadable(request: web.Request, adapter: str, error: original_mod.Unreadable) -> web.Response:
@@ -273,37 +229,43 @@ async def context(app: web.Application) -> AsyncIterator[None]:
     )
     engine.org_slugs = slugs
     app[ENGINE] = engine
-    app[_ALLOW_BOOKS] = _AllowBooks(app[appkeys.METRICS])
+    app[BOOKS] = outcome.Books(app[appkeys.METRICS])
     app[appkeys.METRICS].check_caches.source = engine.cache_stats
-    pending: set[asyncio.Task[None]] = set()
+    changed = asyncio.Event()
 
-    async def rebuild() -> None:
-        try:
-            rules, slugs = await _role_rules(app)
-            engine.policy = base.combined(rules)
-            engine.org_slugs = slugs
-        except (store_errors.StoreError, policy_mod.PolicyError) as error:
-            # Keep the last good policy: a half-loaded one could open routes.
-            log.error("policy_rebuild_failed", error=str(error))
+    async def rebuild_on_change() -> None:
+        """One rebuild at a time, each started after the change that asked for it: two
+        overlapping rebuilds could finish out of order and leave the older policy in
+        force -- with a route rule that was removed still open."""
+        while True:
+            await changed.wait()
+            changed.clear()
+            try:
+                rules, slugs = await _role_rules(app)
+                engine.policy = base.combined(rules)
+                engine.org_slugs = slugs
+            except (store_errors.StoreError, policy_mod.PolicyError) as error:
+                # Keep the last good policy (a half-loaded one could open routes) and
+                # try again: no later change may come to ask.
+                log.error("policy_rebuild_failed", error=str(error))
+                changed.set()
+                await asyncio.sleep(REBUILD_RETRY)
 
     def on_change(change: domain.Change) -> None:
         engine.forget(change)
         if change.topic in {"roles", "orgs"}:
-            task = asyncio.create_task(rebuild())
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+            changed.set()
 
+    rebuilder = asyncio.create_task(rebuild_on_change())
     unsubscribe = feed.subscribe(on_change)
     try:
         yield
     finally:
         unsubscribe()
         app[appkeys.METRICS].check_caches.source = None
-        for task in pending:
-            task.cancel()
-        for task in list(pending):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        rebuilder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rebuilder
 
 
 def routes() -> list[web.RouteDef]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from prometheus_client import Counter, Histogram
+
 from authgate.gateway import metrics as metrics_mod
 from authgate.gateway import policy as policy_mod
 from authgate.gateway.check import engine as engine_mod
@@ -72,28 +74,49 @@ def challenge(decision: engine_mod.Decision) -> str:
     return value
 
 
-def record(
-    metrics: metrics_mod.Metrics,
-    adapter: str,
-    original: original_mod.Original,
-    decision: engine_mod.Decision,
-    elapsed: float,
-) -> None:
-    """The reason of a deny goes here -- the log and a metric label -- never to the caller."""
-    metrics.checks.labels(
-        adapter, "allow" if decision.allow else "deny", decision.reason.split(":")[0]
-    ).inc()
-    metrics.check_latency.labels(adapter).observe(elapsed)
-    if not decision.allow:
-        log.info(
-            "check_denied",
-            adapter=adapter,
-            reason=decision.reason,
-            method=original.method,
-            host=original.host,
-            path=original.path,
-            subject=decision.identity.subject if decision.identity else None,
-        )
+class Books:
+    """The one record of every decision: a metric by adapter, result and reason, the
+    latency, and for a deny a log line with the full reason -- which goes nowhere else,
+    never to the caller. The metric children are looked up once per label set:
+    ``labels()`` is most of a record's cost, and checks come by the thousand."""
+
+    # Adapters x results x reason kinds is a few dozen; the bound is a backstop.
+    _MAX_CHILDREN = 256
+
+    def __init__(self, metrics: metrics_mod.Metrics) -> None:
+        self._metrics = metrics
+        self._children: dict[tuple[str, bool, str], tuple[Counter, Histogram]] = {}
+
+    def record(
+        self,
+        adapter: str,
+        original: original_mod.Original,
+        decision: engine_mod.Decision,
+        elapsed: float,
+    ) -> None:
+        kind = decision.reason.partition(":")[0]
+        key = (adapter, decision.allow, kind)
+        children = self._children.get(key)
+        if children is None:
+            metrics = self._metrics
+            children = (
+                metrics.checks.labels(adapter, "allow" if decision.allow else "deny", kind),
+                metrics.check_latency.labels(adapter),
+            )
+            if len(self._children) < self._MAX_CHILDREN:
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
+        if not decision.allow:
+            log.info(
+                "check_denied",
+                adapter=adapter,
+                reason=decision.reason,
+                method=original.method,
+                host=original.host,
+                path=original.path,
+                subject=decision.identity.subject if decision.identity else None,
+            )
 
 
 def unreadable(adapter: str, problem: str) -> engine_mod.Decision:

@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet
 
 from authgate.gateway import app as app_mod
 from authgate.gateway import appkeys, tokens
+from authgate.gateway.check import http as check_http
 from authgate.identity import domain, ids
 from authgate.identity import settings as settings_mod
 from authgate.identity.store import Store
@@ -204,17 +205,47 @@ async def test_a_revocation_is_enforced_within_two_seconds(client: Client, store
 
 async def test_role_route_rules_from_the_store_are_enforced(client: Client, store: Store) -> None:
     org = await store.orgs.create(slug="acme", display_name="Acme")
-    await store.roles.create(
+    analyst = await store.roles.create(
         org.id, "analyst", route_rules=(domain.RouteRule(paths=("/reports/**",)),)
     )
-    allowed = _token(client, subject="u-1", org=org.id, roles=["analyst"])
-    others = _token(client, subject="u-2", org=org.id, roles=["viewer"])
+    viewer = await store.roles.create(org.id, "viewer")
+    subjects = []
+    for email, role in (("ada@example.com", analyst), ("bob@example.com", viewer)):
+        user = await store.users.create(email=email, email_verified=True)
+        await store.orgs.add_member(org.id, user.id)
+        await store.orgs.grant_role(org.id, user.id, role.id)
+        subjects.append(user.id)
+    allowed = _token(client, subject=subjects[0], org=org.id, roles=["analyst"])
+    others = _token(client, subject=subjects[1], org=org.id, roles=["viewer"])
     for _ in range(40):
         await asyncio.sleep(0.05)
         if (await client.get("/authz/envoy/reports/q3", headers=_bearer(allowed))).status == 200:
             break
     assert (await client.get("/authz/envoy/reports/q3", headers=_bearer(allowed))).status == 200
     assert (await client.get("/authz/envoy/reports/q3", headers=_bearer(others))).status == 403
+
+
+async def test_the_policy_ends_as_the_last_role_change_left_it(
+    client: Client, store: Store
+) -> None:
+    """Changes in a burst: whatever order rebuilds run in, the last one must start after
+    the last change, so a removed route rule never stays open."""
+    org = await store.orgs.create(slug="acme", display_name="Acme")
+    created = [
+        await store.roles.create(
+            org.id, f"r{n}", route_rules=(domain.RouteRule(paths=(f"/r{n}/**",)),)
+        )
+        for n in range(12)
+    ]
+    for role in created:
+        await store.roles.delete(role.id)
+    engine = client.app[check_http.ENGINE]
+    for _ in range(60):
+        await asyncio.sleep(0.05)
+        if all(not engine.policy.requirement(HOST, f"/r{n}/x", "GET").matched for n in range(12)):
+            break
+    for n in range(12):
+        assert not engine.policy.requirement(HOST, f"/r{n}/x", "GET").matched
 
 
 async def test_a_tokens_roles_are_held_against_the_membership_now(
@@ -253,6 +284,14 @@ async def test_a_tokens_roles_are_held_against_the_membership_now(
             break
         await asyncio.sleep(0.05)
     assert (await status("/app/home"))[0] == 401  # the organization it names is not its own
+
+
+async def test_a_token_naming_an_unknown_user_or_organization_is_refused(client: Client) -> None:
+    for subject, org in (("not-a-uuid", "acme"), (ids.uuid7(), ids.uuid7())):
+        token = _token(client, subject=subject, org=org, roles=["admin"])
+        response = await client.get("/authz/envoy/app/home", headers=_bearer(token))
+        assert response.status == 401
+        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
 
 
 async def test_checks_are_counted_by_adapter_result_and_reason(client: Client) -> None:
