@@ -389,9 +389,16 @@ async def context(app: web.Application) -> AsyncIterator[None]:
         retention=dt.timedelta(seconds=settings.max_token_lifetime + tokens.LEEWAY),
         listen=listen,
     )
+    delay = app[appkeys.METRICS].feed_delay
+
+    def observe(change: domain.Change) -> None:
+        delay.observe(max(0.0, (store.now() - change.created_at).total_seconds()))
+
+    unsubscribe = feed.subscribe(observe)
     await feed.start()
     app[appkeys.FEED] = feed
     try:
         yield
     finally:
+        unsubscribe()
         await feed.stop()

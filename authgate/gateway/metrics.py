@@ -15,6 +15,9 @@ from prometheus_client.registry import Collector
 
 import authgate
 
+# From a write on any replica to this one applying it: LISTEN/NOTIFY takes milliseconds,
+# SQLite's poll up to a second, and the promise is two.
+FEED_DELAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0)
 # Latencies of the check path are sub-millisecond; account flows take argon2's ~50 ms.
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -72,6 +75,7 @@ class Metrics:
     checks: Counter
     check_latency: Histogram
     check_caches: CacheCollector
+    feed_delay: Histogram
 
 
 def create() -> Metrics:
@@ -121,4 +125,11 @@ def create() -> Metrics:
             registry=registry,
         ),
         check_caches=check_caches,
+        feed_delay=Histogram(
+            "authgate_feed_delay_seconds",
+            "Time from a change being written (on any replica, or by the CLI) to this "
+            "process applying it to its caches and revocation index.",
+            buckets=FEED_DELAY_BUCKETS,
+            registry=registry,
+        ),
     )

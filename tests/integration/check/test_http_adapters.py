@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -201,6 +202,14 @@ async def test_a_revocation_is_enforced_within_two_seconds(client: Client, store
         if status == 401:
             break
     assert status == 401
+    # The feed reports how long changes took to arrive: all of them within two seconds.
+    text = await (await client.get("/metrics")).text()
+    count = re.search(r"^authgate_feed_delay_seconds_count (\S+)$", text, re.M)
+    within = re.search(r'^authgate_feed_delay_seconds_bucket\{le="2.0"\} (\S+)$', text, re.M)
+    assert count is not None
+    assert within is not None
+    assert float(count[1]) >= 1
+    assert float(within[1]) == float(count[1])
 
 
 async def test_role_route_rules_from_the_store_are_enforced(client: Client, store: Store) -> None:
