@@ -7,6 +7,7 @@ protobuf runtime. The alternative, ``envoy-data-plane``, is betterproto (a secon
 protobuf runtime, its own gRPC stack, a beta code generator); compiling the protos
 ourselves would mean vendoring Envoy's proto tree and its imports. The service is
 registered as a generic handler, so nothing of the generated servicer is subclassed.
+The standard ``grpc.health.v1.Health`` service runs beside it (grpcio-health-checking).
 
 The same engine as the HTTP adapters decides. What is read: ``attributes.request.http``
 (method, host, path with the query, scheme, and the headers -- lower-cased keys, or
@@ -38,6 +39,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.auth.v3 import external_auth_pb2
 from envoy.type.v3 import http_status_pb2
 from google.rpc import code_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from authgate.gateway import appkeys, authn
 from authgate.gateway.check import engine as engine_mod
@@ -192,6 +194,10 @@ def context(
             ]
         )
         server.add_generic_rpc_handlers((_handler(app),))
+        # grpc.health.v1 for Kubernetes' gRPC probes and Envoy's gRPC health checks:
+        # SERVING once the engine is up, NOT_SERVING from the start of a shutdown.
+        checker = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(checker, server)
         try:
             port = server.add_insecure_port(str(listen))
         except RuntimeError:
@@ -199,11 +205,14 @@ def context(
                 f"cannot listen on {listen} (gRPC): the address is taken or not local"
             ) from None
         app[PORT] = port
+        for service in ("", SERVICE):
+            await checker.set(service, health_pb2.HealthCheckResponse.SERVING)
         await server.start()
         log.info("grpc_listening", address=f"{listen.host}:{port}")
         try:
             yield
         finally:
+            await checker.enter_graceful_shutdown()
             await server.stop(grace=float(app[appkeys.SETTINGS].shutdown_timeout))
 
     return ctx

@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet
 from envoy.config.core.v3 import base_pb2
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
 from google.rpc import code_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from authgate.gateway import app as app_mod
 from authgate.gateway import appkeys, tokens
@@ -270,6 +271,16 @@ async def test_garbage_on_the_wire_fails_that_call_and_nothing_else(gateway: Gat
     assert failed.value.code() is not grpc.StatusCode.OK
     response = await gateway.check("/api/orders", headers=_bearer(gateway.token()))
     assert response.status.code == code_pb2.OK
+
+
+async def test_the_standard_health_service_answers_serving(gateway: Gateway) -> None:
+    stub = health_pb2_grpc.HealthStub(gateway.channel)
+    for service in ("", envoy_grpc.SERVICE):
+        answer = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=10)
+    assert unknown.value.code() is grpc.StatusCode.NOT_FOUND
 
 
 async def test_checks_are_counted_under_the_grpc_adapter(gateway: Gateway) -> None:
