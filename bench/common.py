@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 AUTHGATE = str(Path(sys.executable).parent / "authgate")
@@ -74,9 +74,13 @@ def authgate(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
+    """User + system CPU time a process and its live children (``AUTHGATE_WORKERS``'
+    workers) have used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = children.read_text().split() if children.exists() else []
+    return own + sum(cpu_seconds(int(kid)) for kid in kids)
 
 
 def wrk(
@@ -86,11 +90,12 @@ def wrk(
     connections: int,
     cpu: int | None,
     script: Path | None = None,
-    server_pid: int | None = None,
+    server_pid: int | Iterable[int] | None = None,
 ) -> dict[str, float]:
     """Requests per second and latency percentiles (ms) measured by wrk; with
-    ``server_pid``, also the server's CPU time per request (µs) -- unlike the rate, it
-    does not move when something else gets the server's core for a while."""
+    ``server_pid`` (one or several processes, each with its children), also the
+    server's CPU time per request (µs) -- unlike the rate, it does not move when
+    something else gets the server's core for a while."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
@@ -98,12 +103,14 @@ def wrk(
         command[1:1] = ["-s", str(script)]
     if cpu is not None:
         command = ["taskset", "-c", str(cpu), *command]
-    cpu_before = cpu_seconds(server_pid) if server_pid is not None else 0.0
+    pids = [server_pid] if isinstance(server_pid, int) else list(server_pid or ())
+    cpu_before = sum(map(cpu_seconds, pids))
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    result = {"rps": float(_find(r"Requests/sec:\s+([\d.]+)", out)[0])}
-    if server_pid is not None:
-        requests = float(_find(r"(\d+) requests in", out)[0])
-        result["cpu_us"] = (cpu_seconds(server_pid) - cpu_before) * 1e6 / max(requests, 1.0)
+    requests = float(_find(r"(\d+) requests in", out)[0])
+    result = {"rps": float(_find(r"Requests/sec:\s+([\d.]+)", out)[0]), "requests": requests}
+    if pids:
+        used = sum(map(cpu_seconds, pids)) - cpu_before
+        result["cpu_us"] = used * 1e6 / max(requests, 1.0)
     for pct in ("50", "99"):
         number, unit = _find(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out)
         result[f"p{pct}_ms"] = float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import os
 import socket
 
@@ -49,12 +50,25 @@ def _serve_worker(settings: settings_mod.Settings, sock: socket.socket) -> None:
     _serve_one(settings, sock=sock)
 
 
+async def _freeze_heap(_: web.Application) -> None:
+    """Move everything alive after start-up -- modules, the app, settings, the store's
+    pool, the empty caches, some 80,000 objects -- out of the cyclic collector's reach:
+    a full collection walks every object it tracks (~50 ms for these alone), and each
+    is a pause of every request in the process. What is frozen is still freed by
+    reference counting; only a cycle among start-up objects would now never be
+    collected, at most a one-time leak (a ``gc.collect()`` after start-up finds none,
+    and would add its 50 ms to every start)."""
+    gc.freeze()
+
+
 def _serve_one(settings: settings_mod.Settings, *, sock: socket.socket | None) -> None:
     application = app_mod.create_app(settings)
     if settings.grpc_listen is not None:
         application.cleanup_ctx.append(
             envoy_grpc.context(settings.grpc_listen, reuse_port=sock is not None)
         )
+    # After every other start-up step, the gRPC server's included.
+    application.on_startup.append(_freeze_heap)
     listen = settings.listen
     try:
         web.run_app(

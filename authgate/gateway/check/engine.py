@@ -14,6 +14,20 @@ re-verifies, nor re-builds the identity, nor walks the policy. It holds only ans
 about an authenticated identity, and is emptied whenever the policy, the org slugs or
 anything an identity is made of changes (``forget``).
 
+Every cache entry is a plain tuple of scalars and tuples of strings, or a dict of
+scalars and untracked tuples -- never a dataclass, a list, a tuple subclass, or a tuple
+holding a dict. CPython's cyclic collector stops tracking exactly those: a dict from its
+creation if nothing in it is tracked (a dict is tracked for good once a tracked object
+goes in, until a full collection), a tuple at the first collection that finds nothing
+in it that is or may be tracked (any dict may be). With dataclass entries, 100,000-odd
+cached objects made every full collection a 150-200 ms pause of every check in the
+process. The tuples are flat -- nested one level, two for a session's answer -- because
+a collection untracks one level of them (it meets the outer tuple first): the young and
+the middle generation's collections each see an entry before it reaches the oldest.
+The answer handed out on a hit is rebuilt from its tuple through a small bounded table
+of the answers in use, so that the same answer is the same object again (the HTTP
+adapter memoises an allow's headers per object).
+
 The reason for a deny goes to the log and a metric label, never to the caller beyond
 RFC 6750's error codes.
 """
@@ -24,7 +38,7 @@ import collections
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from authgate.gateway import metrics as metrics_mod
@@ -82,6 +96,8 @@ _V = TypeVar("_V")
 
 
 class _Lru(collections.OrderedDict[_K, _V], Generic[_K, _V]):
+    # The ordered dict's own links are not Python objects: an entry is tracked by the
+    # collector only if its key or value is.
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
@@ -101,29 +117,69 @@ class _Lru(collections.OrderedDict[_K, _V], Generic[_K, _V]):
             self.popitem(last=False)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _SessionEntry:
-    session_id: str
-    user: domain.User
-    org: str
-    roles: tuple[str, ...]
-    created_at: dt.datetime
-    expires_at: dt.datetime
-    cached_at: float
-    probe: Mapping[str, Any]  # what the revocation index is asked about the session
+# The cached forms (see the module's docstring for why plain tuples):
 
+# A verified token: its scalar claims -- all ``decide`` and the revocation index read
+# besides ``roles``; a list (``aud``, ``amr``) or a dict would keep the dict tracked --
+# and ``roles`` as a tuple, the one of ``Engine._role_sets``.
+_SCALARS = (str, int, float, bool, type(None))
+# The claims read besides ``roles``; a token with any of them not a scalar is not cached.
+_READ = frozenset(("exp", "iat", "sub", "jti", "client_id", "scope", "org", "sid", "fam"))
+ROLE_SETS_SIZE = 1024
+
+# A session: user id, email, user disabled?, org, roles there, expires at, cached at
+# (monotonic), session id and its ``iat`` (what the revocation index is asked about).
+_SessionEntry = tuple[str, str, bool, str, tuple[str, ...], dt.datetime, float, str, int]
+
+# A Decision and its Identity, field for field, flat: allow, status, reason, error,
+# then subject (``None``: no identity), client id, email, org, roles, scopes, kind.
+_Answer = tuple[
+    bool, int, str, str | None, str | None, str, str, str, tuple[str, ...], tuple[str, ...], str
+]
+ANSWER_TABLE_SIZE = 4096
 
 # (is it a bearer token, the token or session cookie, method, host, path, per-route
-# requirement). The credential itself, not a hash of it: equality is exact and costs no
-# digest per check.
-_RouteKey = tuple[bool, str, str, str, str, policy_mod.Requirement | None]
+# requirement's number). The credential itself, not a hash of it: equality is exact and
+# costs no digest per check. The requirement (a dataclass, which would keep the key
+# tracked) is numbered by ``Engine._extra_number``.
+_RouteKey = tuple[bool, str, str, str, str, int]
+EXTRA_TABLE_SIZE = 1024
+
+# The answer (its first eleven fields), and the session's entry it rests on, re-checked
+# on every use; a token's answer rests on the token's claims, in the token cache.
+_Decided = tuple[
+    bool,
+    int,
+    str,
+    str | None,
+    str | None,
+    str,
+    str,
+    str,
+    tuple[str, ...],
+    tuple[str, ...],
+    str,
+    _SessionEntry | None,
+]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Decided:
-    decision: Decision
-    claims: Mapping[str, Any] | None  # what the answer rests on: a token's claims ...
-    session: _SessionEntry | None  # ... or a session's entry, re-checked on every use
+def _answer_of(decision: Decision) -> _Answer:
+    allow, status, reason, error = decision.allow, decision.status, decision.reason, decision.error
+    who = decision.identity
+    if who is None:
+        return (allow, status, reason, error, None, "", "", "", (), (), "")
+    return (
+        *(allow, status, reason, error),
+        *(who.subject, who.client_id, who.email, who.org, who.roles, who.scopes, who.kind),
+    )
+
+
+def _decision_of(answer: _Answer) -> Decision:
+    allow, status, reason, error, subject, client_id, email, org, roles, scopes, kind = answer
+    identity = (
+        None if subject is None else Identity(subject, client_id, email, org, roles, scopes, kind)
+    )
+    return Decision(allow, status, reason, identity, error)
 
 
 class Engine:
@@ -143,6 +199,10 @@ class Engine:
         # Keyed by the token itself (up to 8 KiB each) rather than its digest: no
         # SHA-256 per look-up, for memory bounded by the size times the longest tokens.
         self._tokens: _Lru[str, dict[str, Any]] = _Lru(TOKEN_CACHE_SIZE)
+        # The ``roles`` claims seen, one tuple for each: a fresh tuple in a new cached
+        # claims dict would make the collector track it, a tuple already met by a
+        # collection does not. Bounded, starts over when full.
+        self._role_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._sessions: _Lru[str, _SessionEntry] = _Lru(SESSION_CACHE_SIZE)
         self._emails: _Lru[str, str] = _Lru(SESSION_CACHE_SIZE)
         # (user, org) -> (a member?, the names of the roles held there), for tokens:
@@ -152,6 +212,15 @@ class Engine:
             SESSION_CACHE_SIZE
         )
         self._decisions: _Lru[_RouteKey, _Decided] = _Lru(DECISION_CACHE_SIZE)
+        # The Decision objects handed out, by value: a few tracked objects per distinct
+        # answer in use, however many credentials share it. Bounded; a hit whose answer
+        # fell out rebuilds it.
+        self._answers: dict[_Answer, Decision] = {}
+        # Per-route requirements, numbered for the decision keys. Numbers are never
+        # reused: equal requirements share one, and a full table starts over, with new
+        # numbers, after dropping the decisions keyed by the old ones.
+        self._extras: dict[policy_mod.Requirement, int] = {}
+        self._extra_count = 0
         # Bumped whenever the decisions are dropped: a decision worked out across an
         # await that saw a drop rests on what was dropped, and must not be kept.
         self._generation = 0
@@ -180,6 +249,30 @@ class Engine:
     def _drop_decisions(self) -> None:
         self._generation += 1
         self._decisions.clear()
+
+    def _extra_number(self, extra: policy_mod.Requirement | None) -> int:
+        if extra is None:
+            return 0
+        number = self._extras.get(extra)
+        if number is None:
+            if len(self._extras) >= EXTRA_TABLE_SIZE:
+                self._extras.clear()
+                self._drop_decisions()
+            self._extra_count += 1
+            number = self._extras[extra] = self._extra_count
+        return number
+
+    def _handed_out(self, answer: _Answer, decision: Decision | None = None) -> Decision:
+        """The one Decision object for ``answer``: ``decision`` (its value) or a new
+        one, unless the table has one already."""
+        answers = self._answers
+        held = answers.get(answer)
+        if held is not None:
+            return held
+        if len(answers) >= ANSWER_TABLE_SIZE:
+            answers.clear()
+        held = answers[answer] = decision if decision is not None else _decision_of(answer)
+        return held
 
     def cache_stats(self) -> dict[str, metrics_mod.CacheStats]:
         """Hits, misses and entries of each cache, for the metrics collector."""
@@ -228,15 +321,15 @@ class Engine:
             request.method,
             request.host,
             request.path,
-            extra,
+            self._extra_number(extra),
         )
         decisions = self._decisions
         cached = decisions.get(key)
         if cached is not None:
-            if self._still_holds(cached, bearer is not None):
+            if self._still_holds(cached, bearer):
                 decisions.hits += 1
                 decisions.move_to_end(key)
-                return cached.decision
+                return self._handed_out(cached[:11])
             del decisions[key]  # the slow path below says why it no longer holds
         decisions.misses += 1
         generation = self._generation
@@ -246,17 +339,17 @@ class Engine:
         if requirement.public and extra is None:
             return _allow(None, "public")
         if bearer is not None:
-            identity, failure, claims = await self._from_token(bearer)
+            identity, failure = await self._from_token(bearer)
             session = None
         else:
             identity, failure, session = await self._from_cookie(credential)
-            claims = None
         if identity is None:
             return _unauthenticated(failure, "invalid_token" if bearer is not None else None)
         decision = self._authorize(identity, requirement, extra)
+        answer = _answer_of(decision)
         if generation == self._generation:
-            decisions.put(key, _Decided(decision, claims, session))
-        return decision
+            decisions.put(key, (*answer, session))
+        return self._handed_out(answer, decision)
 
     def _decide_anonymous(
         self, request: original_mod.Original, extra: policy_mod.Requirement | None
@@ -290,24 +383,24 @@ class Engine:
             self._verifier_of_ring = verifier
         return verifier
 
-    def _still_holds(self, cached: _Decided, is_token: bool) -> bool:
+    def _still_holds(self, cached: _Decided, bearer: str | None) -> bool:
         """Whether the credential a cached decision rests on is still live: the checks
-        the slow path makes on a cache hit of its own, in the same order."""
-        if is_token:
-            claims = cached.claims
+        the slow path makes on a cache hit of its own, in the same order. A token's
+        claims are those the token cache holds for it (the same token verifies to the
+        same claims); none there, and the slow path verifies it again."""
+        if bearer is not None:
+            claims = self._tokens.get_fresh(bearer)
             return (
                 claims is not None
                 and claims["exp"] > time.time()
                 and self._index.dead_reason(claims) is None
             )
-        entry = cached.session
+        entry = cached[11]
         return entry is not None and self._session_failure(entry) is None
 
-    async def _from_token(
-        self, token: str
-    ) -> tuple[Identity | None, str, Mapping[str, Any] | None]:
+    async def _from_token(self, token: str) -> tuple[Identity | None, str]:
         if len(token) > MAX_TOKEN_LENGTH:
-            return None, "token_malformed", None
+            return None, "token_malformed"
         tokens_cache = self._tokens
         cached = tokens_cache.get_fresh(token)
         if cached is not None and cached["exp"] > time.time():
@@ -316,21 +409,26 @@ class Engine:
         else:
             tokens_cache.misses += 1
             try:
-                claims = self._verifier().verify(token, self._store.now())
+                verified = self._verifier().verify(token, self._store.now())
             except tokens.InvalidToken as invalid:
-                return None, f"token_{invalid.reason}", None
-            tokens_cache.put(token, claims)
+                return None, f"token_{invalid.reason}"
+            claims = {k: v for k, v in verified.items() if isinstance(v, _SCALARS)}
+            claims["roles"] = self._role_set(tuple(verified.get("roles") or ()))
+            if _READ.isdisjoint(verified.keys() - claims.keys()):
+                tokens_cache.put(token, claims)
+            else:  # ours never: decided on as it is, never cached (so never a hit)
+                claims = {**verified, "roles": claims["roles"]}
         dead = self._index.dead_reason(claims)
         if dead is not None:
-            return None, f"token_{dead}", None
+            return None, f"token_{dead}"
         subject = str(claims["sub"])
         is_user = subject != claims.get("client_id")
         org = str(claims.get("org") or "")
-        roles = tuple(claims.get("roles") or ())
+        roles: tuple[str, ...] = claims["roles"]
         if org and is_user:
             held = await self._roles_in(subject, org)
             if held is None:
-                return None, "token_membership_ended", None
+                return None, "token_membership_ended"
             # Never more than the token was issued with: a role granted since needs a
             # new token, as it would without this check.
             roles = tuple(role for role in roles if role in held)
@@ -342,7 +440,17 @@ class Engine:
             roles=roles,
             scopes=tuple(str(claims.get("scope", "")).split()),
         )
-        return identity, "", claims
+        return identity, ""
+
+    def _role_set(self, roles: tuple[str, ...]) -> tuple[str, ...]:
+        role_sets = self._role_sets
+        held = role_sets.get(roles)
+        if held is not None:
+            return held
+        if len(role_sets) >= ROLE_SETS_SIZE:
+            role_sets.clear()
+        role_sets[roles] = roles
+        return roles
 
     async def _roles_in(self, user_id: str, org_id: str) -> tuple[str, ...] | None:
         """The names of the roles the user holds in the organization now, or ``None``
@@ -361,13 +469,15 @@ class Engine:
 
     async def _load_roles(self, user_id: str, org_id: str) -> tuple[str, ...] | None:
         store = self._store
-        held = next(
-            (m.role_ids for m in await store.orgs.memberships_of(user_id) if m.org_id == org_id),
-            None,
-        )
-        if held is None:
+        try:
+            memberships = await store.orgs.memberships_of(user_id)
+            held = next((m.role_ids for m in memberships if m.org_id == org_id), None)
+            if held is None:
+                return None
+            roles = await store.roles.list(org_id)
+        except errors.NotFound:  # no such user or organization (any more)
             return None
-        return tuple(sorted(r.name for r in await store.roles.list(org_id) if r.id in held))
+        return tuple(sorted(r.name for r in roles if r.id in held))
 
     async def _email(self, user_id: str) -> str:
         cached = self._emails.get_fresh(user_id)
@@ -388,7 +498,7 @@ class Engine:
         key = ids.token_hash(cookie)
         sessions = self._sessions
         entry = sessions.get_fresh(key)
-        if entry is None or time.monotonic() - entry.cached_at > SESSION_CACHE_TTL:
+        if entry is None or time.monotonic() - entry[6] > SESSION_CACHE_TTL:
             sessions.misses += 1
             generation = self._generation
             entry = await self._load_session(key)
@@ -401,13 +511,14 @@ class Engine:
         failure = self._session_failure(entry)
         if failure is not None:
             return None, failure, None
+        user_id, email, _, org, roles, _, _, _, _ = entry
         return (
             Identity(
-                subject=entry.user.id,
+                subject=user_id,
                 client_id=tokens.FIRST_PARTY_CLIENT_ID,
-                email=entry.user.email,
-                org=entry.org,
-                roles=entry.roles,
+                email=email,
+                org=org,
+                roles=roles,
                 kind="session",
             ),
             "",
@@ -415,11 +526,12 @@ class Engine:
         )
 
     def _session_failure(self, entry: _SessionEntry) -> str | None:
-        if time.monotonic() - entry.cached_at > SESSION_CACHE_TTL:
+        user_id, _, disabled, _, _, expires_at, cached_at, session_id, issued_at = entry
+        if time.monotonic() - cached_at > SESSION_CACHE_TTL:
             return "session_stale"  # only seen by the decision cache, which reloads
-        if entry.expires_at <= self._store.now() or entry.user.disabled:
+        if expires_at <= self._store.now() or disabled:
             return "session_expired"
-        dead = self._index.dead_reason(entry.probe)
+        dead = self._index.dead_reason({"sid": session_id, "sub": user_id, "iat": issued_at})
         return None if dead is None else f"session_{dead}"
 
     async def _load_session(self, token_hash: str) -> _SessionEntry | None:
@@ -434,17 +546,14 @@ class Engine:
             if held is None:
                 return None  # signed in to an organization it is no longer in
             roles = held
-        return _SessionEntry(
-            session_id=session.id,
-            user=user,
-            org=session.org_id or "",
-            roles=roles,
-            created_at=session.created_at,
-            expires_at=session.expires_at,
-            cached_at=time.monotonic(),
-            probe={
-                "sid": session.id,
-                "sub": user.id,
-                "iat": int(session.created_at.timestamp()),
-            },
+        return (
+            user.id,
+            user.email,
+            user.disabled,
+            session.org_id or "",
+            roles,
+            session.expires_at,
+            time.monotonic(),
+            session.id,
+            int(session.created_at.timestamp()),
         )
