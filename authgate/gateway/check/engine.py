@@ -95,6 +95,18 @@ _K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
+def _interned(table: dict[_K, _V], key: _K, make: Callable[[], _V], size: int) -> _V:
+    """The value ``table`` keeps for ``key``, made and kept if it has none: equal values
+    become one object. A full table starts over; it only saves work, it decides nothing."""
+    held = table.get(key)
+    if held is not None:
+        return held
+    if len(table) >= size:
+        table.clear()
+    held = table[key] = make()
+    return held
+
+
 class _Lru(collections.OrderedDict[_K, _V], Generic[_K, _V]):
     # The ordered dict's own links are not Python objects: an entry is tracked by the
     # collector only if its key or value is.
@@ -265,14 +277,12 @@ class Engine:
     def _handed_out(self, answer: _Answer, decision: Decision | None = None) -> Decision:
         """The one Decision object for ``answer``: ``decision`` (its value) or a new
         one, unless the table has one already."""
-        answers = self._answers
-        held = answers.get(answer)
-        if held is not None:
-            return held
-        if len(answers) >= ANSWER_TABLE_SIZE:
-            answers.clear()
-        held = answers[answer] = decision if decision is not None else _decision_of(answer)
-        return held
+        return _interned(
+            self._answers,
+            answer,
+            lambda: decision if decision is not None else _decision_of(answer),
+            ANSWER_TABLE_SIZE,
+        )
 
     def cache_stats(self) -> dict[str, metrics_mod.CacheStats]:
         """Hits, misses and entries of each cache, for the metrics collector."""
@@ -443,14 +453,7 @@ class Engine:
         return identity, ""
 
     def _role_set(self, roles: tuple[str, ...]) -> tuple[str, ...]:
-        role_sets = self._role_sets
-        held = role_sets.get(roles)
-        if held is not None:
-            return held
-        if len(role_sets) >= ROLE_SETS_SIZE:
-            role_sets.clear()
-        role_sets[roles] = roles
-        return roles
+        return _interned(self._role_sets, roles, lambda: roles, ROLE_SETS_SIZE)
 
     async def _roles_in(self, user_id: str, org_id: str) -> tuple[str, ...] | None:
         """The names of the roles the user holds in the organization now, or ``None``
