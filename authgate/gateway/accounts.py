@@ -17,7 +17,7 @@ from aiohttp import web
 from authgate.gateway import appkeys, audit, clientip, errors, ratelimit, tokens
 from authgate.identity import domain, ids, logs, passwords
 from authgate.identity import errors as store_errors
-from authgate.identity.store import lockouts, refresh
+from authgate.identity.store import lockouts
 
 log = logs.get("authgate.accounts")
 
@@ -289,7 +289,7 @@ async def _issue_pair(
     settings = app[appkeys.SETTINGS]
     store = app[appkeys.STORE]
     refresh_token = ids.token()
-    await store.refresh_tokens.start_family(
+    family = await store.refresh_tokens.start_family(
         ids.token_hash(refresh_token),
         client_id=tokens.FIRST_PARTY_CLIENT_ID,
         user_id=user.id,
@@ -299,18 +299,9 @@ async def _issue_pair(
         auth_time=session.created_at,
         ttl=dt.timedelta(seconds=min(settings.refresh_token_ttl, settings.session_ttl)),
     )
-    access = await _access_token(request, user, session)
-    return TokenPair(access.token, refresh_token, access.expires_in)
-
-
-async def _access_token(
-    request: web.Request, user: domain.User, session: domain.Session
-) -> tokens.Issued:
-    app = request.app
-    store = app[appkeys.STORE]
-    return tokens.issue_access_token(
+    access = tokens.issue_access_token(
         app[appkeys.KEYS].ring,
-        app[appkeys.SETTINGS],
+        settings,
         store.now(),
         subject=user.id,
         client_id=tokens.FIRST_PARTY_CLIENT_ID,
@@ -319,44 +310,12 @@ async def _access_token(
         roles=await role_names(request, user.id, session.org_id),
         auth_time=session.created_at,
         amr=session.amr,
+        # As on every refresh (the OAuth grant's issuing): revoking the family (reuse,
+        # RFC 7009) must refuse this first token too, not only its successors.
+        family_id=family.id,
         not_after=session.expires_at,
     )
-
-
-async def exchange_refresh_token(request: web.Request, refresh_token: str) -> TokenPair:
-    """Exchange a refresh token for a new pair; a reused one revokes its family."""
-    app = request.app
-    store = app[appkeys.STORE]
-    await enforce_rate_limit(request, "refresh")
-    invalid = errors.ApiError(400, "invalid_grant", "the refresh token is invalid or expired")
-    if len(refresh_token) > 128:
-        raise invalid
-    new_token = ids.token()
-    rotation = await store.refresh_tokens.rotate(
-        ids.token_hash(refresh_token), ids.token_hash(new_token)
-    )
-    family = rotation.family
-    if rotation.outcome is refresh.Outcome.REUSED:
-        await audit.record(
-            request,
-            "refresh_token_reuse",
-            "family_revoked",
-            actor_id=family.user_id if family else None,
-            target=family.id if family else None,
-        )
-        raise invalid
-    if rotation.outcome is not refresh.Outcome.ROTATED or family is None or family.user_id is None:
-        raise invalid
-    try:
-        user = await store.users.get(family.user_id)
-        session = await store.sessions.get_active(family.session_id or "")
-    except store_errors.NotFound:
-        raise invalid from None
-    if user.disabled:
-        raise invalid
-    access = await _access_token(request, user, session)
-    await store.sessions.touch(session.id)
-    return TokenPair(access.token, new_token, access.expires_in)
+    return TokenPair(access.token, refresh_token, access.expires_in)
 
 
 # --- the second factor's hand-over --------------------------------------------------
@@ -432,20 +391,22 @@ async def spend_mfa_token(request: web.Request, claims: dict[str, Any]) -> None:
 # --- ending sessions ----------------------------------------------------------------
 
 
+def revocation_ttl(request: web.Request) -> dt.timedelta:
+    """How long a revocation must stand: until every access token it can match has
+    expired, on any replica's clock."""
+    settings = request.app[appkeys.SETTINGS]
+    return dt.timedelta(seconds=settings.max_token_lifetime + tokens.LEEWAY)
+
+
 async def end_session(request: web.Request, session: domain.Session, *, reason: str) -> None:
     """End one session: its refresh tokens die, and so do access tokens naming it."""
     store = request.app[appkeys.STORE]
-    settings = request.app[appkeys.SETTINGS]
+    ttl = revocation_ttl(request)
     now = store.now()
     async with store.transaction() as tx:
         await tx.sessions.revoke(session.id)
-        await tx.refresh_tokens.revoke_for_session(session.id, reason)
-        await tx.revocations.revoke(
-            "session",
-            session.id,
-            revoked_at=now,
-            expires_at=now + dt.timedelta(seconds=settings.max_token_lifetime + tokens.LEEWAY),
-        )
+        await tx.refresh_tokens.revoke_for_session(session.id, reason, revocation_ttl=ttl)
+        await tx.revocations.revoke("session", session.id, revoked_at=now, expires_at=now + ttl)
 
 
 async def end_all_sessions(
@@ -460,15 +421,10 @@ async def end_all_sessions(
         await end_session(request, session, reason=reason)
     if keep is None:
         # Tokens issued without a session (later grants) end with the subject.
+        ttl = revocation_ttl(request)
         now = store.now()
-        settings = request.app[appkeys.SETTINGS]
-        await store.refresh_tokens.revoke_for_user(user_id, reason)
-        await store.revocations.revoke(
-            "subject",
-            user_id,
-            revoked_at=now,
-            expires_at=now + dt.timedelta(seconds=settings.max_token_lifetime + tokens.LEEWAY),
-        )
+        await store.refresh_tokens.revoke_for_user(user_id, reason, revocation_ttl=ttl)
+        await store.revocations.revoke("subject", user_id, revoked_at=now, expires_at=now + ttl)
     return len(ended)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from authgate.gateway import accounts, appkeys, audit, authn, errors, inputs, mail
+from authgate.gateway.oauth import grants
 from authgate.identity import domain, ids, logs
 from authgate.identity import errors as store_errors
 
@@ -195,7 +196,7 @@ async def login(request: web.Request) -> web.Response:
 async def refresh(request: web.Request) -> web.Response:
     body = await inputs.read_json(request)
     token = inputs.required_str(body, "refresh_token", max_length=256)
-    pair = await accounts.exchange_refresh_token(request, token)
+    pair = await grants.first_party_refresh(request, token)
     return _no_store(pair.as_json())
 
 

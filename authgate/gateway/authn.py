@@ -65,6 +65,13 @@ async def authenticate(request: web.Request) -> Principal:
     except tokens.InvalidToken as invalid:
         log.info("token_refused", reason=invalid.reason)
         raise _unauthorized("the access token is invalid or expired") from None
+    # Revocations that outlive no session (its refresh family reused, RFC 7009, the
+    # user's or client's tokens revoked): the change feed's in-memory index, as on the
+    # check path -- no store query.
+    dead = app[appkeys.FEED].index.dead_reason(claims)
+    if dead is not None:
+        log.info("token_refused", reason=dead)
+        raise _unauthorized("the access token has been revoked")
     session_id = claims.get("sid")
     if not isinstance(session_id, str):
         raise _unauthorized("the access token was not issued to a signed-in user")

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from authgate.gateway import appkeys, audit, authn, liveness, tokens
+from authgate.gateway import accounts, appkeys, audit, authn, liveness, tokens
 from authgate.gateway import errors as gateway_errors
 from authgate.gateway.oauth import clientauth, errors, grants, issue, params
 from authgate.identity import domain, ids, logs
@@ -134,7 +134,9 @@ async def revoke(request: web.Request) -> web.Response:
     family = await _refresh_family(request, value)
     if family is not None:
         if family.client_id == client.id:
-            await grants.revoke_family(request, family.id, "revoked by the client")
+            await store.refresh_tokens.revoke_family(
+                family.id, "revoked by the client", revocation_ttl=accounts.revocation_ttl(request)
+            )
             await audit.record(
                 request, "token_revoke", "refresh_token", actor_id=family.user_id, target=family.id
             )
@@ -146,7 +148,11 @@ async def revoke(request: web.Request) -> web.Response:
             "jti", str(claims["jti"]), revoked_at=store.now(), expires_at=expires
         )
         if isinstance(claims.get("fam"), str):
-            await grants.revoke_family(request, claims["fam"], "access token revoked")
+            await store.refresh_tokens.revoke_family(
+                claims["fam"],
+                "access token revoked",
+                revocation_ttl=accounts.revocation_ttl(request),
+            )
         await audit.record(
             request,
             "token_revoke",

@@ -25,24 +25,6 @@ GrantHandler = Callable[[web.Request, domain.OAuthClient, params.Params], Awaita
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 
 
-def _family_revocation_expiry(request: web.Request) -> dt.datetime:
-    settings = request.app[appkeys.SETTINGS]
-    now = request.app[appkeys.STORE].now()
-    return now + dt.timedelta(seconds=settings.max_token_lifetime + tokens.LEEWAY)
-
-
-async def revoke_family(request: web.Request, family_id: str, reason: str) -> None:
-    """Revoke a refresh family and every access token issued from it (``fam``)."""
-    store = request.app[appkeys.STORE]
-    await store.refresh_tokens.revoke_family(family_id, reason)
-    await store.revocations.revoke(
-        "family",
-        family_id,
-        revoked_at=store.now(),
-        expires_at=_family_revocation_expiry(request),
-    )
-
-
 async def _live_user(
     request: web.Request, user_id: str, session_id: str | None, invalid: Exception
 ) -> tuple[domain.User, dt.datetime | None]:
@@ -78,39 +60,66 @@ async def refresh_token(
 ) -> issue.Grant:
     """RFC 6749 §6 with rotation (RFC 9700 §4.14.2): the token is exchanged for a new
     one; a reused token revokes its family. Scope may only narrow."""
+    return await rotate_refresh_token(
+        request,
+        client,
+        params.require(form, "refresh_token"),
+        scope=form.get("scope"),
+        invalid=errors.oauth_error(errors.INVALID_GRANT, "the refresh token is invalid or expired"),
+    )
+
+
+async def rotate_refresh_token(
+    request: web.Request,
+    client: domain.OAuthClient,
+    presented: str,
+    *,
+    scope: str | None,
+    invalid: Exception,
+    require_session: bool = False,
+) -> issue.Grant:
+    """The refresh grant of both the token endpoint and the account API's
+    ``POST /auth/refresh`` (:func:`first_party_refresh`): rate limit, rotation, reuse
+    detection and the user's and session's liveness live here once. ``invalid`` is the
+    caller's own refusal, so each endpoint keeps its documented error."""
     store = request.app[appkeys.STORE]
     await accounts.enforce_rate_limit(request, "refresh")
-    presented = params.require(form, "refresh_token")
-    invalid = errors.oauth_error(errors.INVALID_GRANT, "the refresh token is invalid or expired")
     if len(presented) > 128:
         raise invalid
     current = await store.refresh_tokens.find(ids.token_hash(presented))
-    if current is not None and current.client_id != client.id:
-        raise invalid  # another client's token: never touch it
-    scope = issue.narrow_scope(
-        form.get("scope"), params.scopes(current.scope) if current else frozenset()
-    )
+    if current is not None and (
+        current.client_id != client.id or (require_session and current.session_id is None)
+    ):
+        raise invalid  # another client's token, or not one this caller may use: untouched
+    granted = issue.narrow_scope(scope, params.scopes(current.scope) if current else frozenset())
     new_token = ids.token()
     rotation = await store.refresh_tokens.rotate(
-        ids.token_hash(presented), ids.token_hash(new_token)
+        ids.token_hash(presented),
+        ids.token_hash(new_token),
+        revocation_ttl=accounts.revocation_ttl(request),
     )
     family = rotation.family
     if rotation.outcome is refresh.Outcome.REUSED and family is not None:
-        if family.client_id == client.id:
-            await revoke_family(request, family.id, "refresh token reused")
-            await audit.record(
-                request, "refresh_token_reuse", "family_revoked", actor_id=family.user_id,
-                target=family.id, details={"client_id": client.id},
-            )  # fmt: skip
+        # The store revoked the family, whichever client presented the token: a
+        # rotated token turning up anywhere means it leaked. Audited in every case.
+        details = {"client_id": client.id}
+        if family.client_id != client.id:
+            details["family_client_id"] = family.client_id
+        await audit.record(
+            request, "refresh_token_reuse", "family_revoked", actor_id=family.user_id,
+            target=family.id, details=details,
+        )  # fmt: skip
         raise invalid
     if rotation.outcome is not refresh.Outcome.ROTATED or family is None:
         raise invalid
     if family.client_id != client.id or family.user_id is None:
         raise invalid
+    if require_session and family.session_id is None:
+        raise invalid
     user, session_end = await _live_user(request, family.user_id, family.session_id, invalid)
     return issue.Grant(
         client=client,
-        scope=scope,
+        scope=granted,
         audience=family.audience or issue.audience(request, client, []),
         user=user,
         session_id=family.session_id,
@@ -121,6 +130,35 @@ async def refresh_token(
         refresh_token=new_token,
         not_after=session_end,
     )
+
+
+async def first_party_refresh(request: web.Request, presented: str) -> accounts.TokenPair:
+    """``POST /auth/refresh``: the refresh grant for the account service's own client
+    (:data:`~authgate.gateway.tokens.FIRST_PARTY_CLIENT_ID`), in the account API's
+    shape: its error without OAuth's headers, a pair without ``scope``. Only the
+    account service's own families, and only with a session: another client's token
+    must never become an account-API token."""
+    store = request.app[appkeys.STORE]
+    try:
+        client = await store.clients.get(tokens.FIRST_PARTY_CLIENT_ID)
+    except store_errors.NotFound:
+        # Created at start-up and never deletable; without it nothing can be refreshed.
+        raise gateway_errors.unavailable("the account service's client is missing") from None
+    grant = await rotate_refresh_token(
+        request,
+        client,
+        presented,
+        scope=None,
+        invalid=gateway_errors.ApiError(
+            400, "invalid_grant", "the refresh token is invalid or expired"
+        ),
+        require_session=True,
+    )
+    issued = await issue.issue(request, grant)
+    assert grant.session_id is not None  # required above
+    assert grant.refresh_token is not None  # every rotation has one
+    await store.sessions.touch(grant.session_id)
+    return accounts.TokenPair(issued.access.token, grant.refresh_token, issued.access.expires_in)
 
 
 async def password(
@@ -202,7 +240,11 @@ async def authorization_code(
     redemption = await store.codes.peek(code_hash)
     if redemption.outcome is codes.Redemption.REPLAYED and redemption.code is not None:
         if redemption.code.client_id == client.id and redemption.code.family_id:
-            await revoke_family(request, redemption.code.family_id, "authorization code replayed")
+            await store.refresh_tokens.revoke_family(
+                redemption.code.family_id,
+                "authorization code replayed",
+                revocation_ttl=accounts.revocation_ttl(request),
+            )
         await audit.record(
             request, "code_replay", "tokens_revoked", actor_id=redemption.code.user_id,
             details={"client_id": client.id},

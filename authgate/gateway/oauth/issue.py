@@ -73,7 +73,34 @@ def narrow_scope(requested: str | None, allowed: frozenset[str]) -> frozenset[st
     return wanted
 
 
+@dataclasses.dataclass(frozen=True)
+class Issued:
+    """The tokens issued for a grant, before any endpoint shapes its answer."""
+
+    access: tokens.Issued
+    refresh_token: str | None = None
+    id_token: str | None = None
+
+
 async def respond(request: web.Request, grant: Grant) -> dict[str, Any]:
+    """The RFC 6749 §5.1 response body for ``grant``."""
+    issued = await issue(request, grant)
+    body: dict[str, Any] = {
+        "access_token": issued.access.token,
+        "token_type": "Bearer",
+        "expires_in": issued.access.expires_in,
+        "scope": params.scope_string(grant.scope),
+    }
+    if issued.refresh_token:
+        body["refresh_token"] = issued.refresh_token
+    if issued.id_token:
+        body["id_token"] = issued.id_token
+    return body
+
+
+async def issue(request: web.Request, grant: Grant) -> Issued:
+    """The tokens ``grant`` decides, for any endpoint to answer with in its own shape:
+    the token endpoint (:func:`respond`) and the account API's refresh."""
     app = request.app
     settings = app[appkeys.SETTINGS]
     store = app[appkeys.STORE]
@@ -120,17 +147,10 @@ async def respond(request: web.Request, grant: Grant) -> dict[str, Any]:
         family_id=family.id if family else None,
         not_after=grant.not_after,
     )
-    body: dict[str, Any] = {
-        "access_token": access.token,
-        "token_type": "Bearer",
-        "expires_in": access.expires_in,
-        "scope": params.scope_string(grant.scope),
-    }
-    if refresh_token:
-        body["refresh_token"] = refresh_token
+    id_token_value = None
     if OPENID_SCOPE in grant.scope and grant.user is not None:
-        body["id_token"] = id_token(request, grant, access.token)
-    return body
+        id_token_value = id_token(request, grant, access.token)
+    return Issued(access=access, refresh_token=refresh_token, id_token=id_token_value)
 
 
 def _at_hash(access_token: str, alg: str) -> str:

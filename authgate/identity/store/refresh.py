@@ -5,6 +5,13 @@ and adds its successor in one transaction, under a row lock, so two concurrent
 exchanges of the same token cannot both succeed: the second is a reuse, which revokes
 the whole family (OAuth 2.0 Security BCP, RFC 9700 §4.14.2) and is reported to the
 caller *after* the revocation committed.
+
+Revoking a family, for whatever reason, also writes its ``family`` revocation row in
+the same transaction: the access tokens issued from the family name it (claim ``fam``),
+and the row is what refuses them. Callers cannot forget it, and a revoked family never
+commits without it. The store does not know how long those access tokens live, so
+every revoking method takes ``revocation_ttl``: how long the row must stand (the
+longest access-token lifetime plus clock leeway).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import datetime as dt
 import enum
 
 from authgate.identity import clock, domain, ids
-from authgate.identity.store import changes
+from authgate.identity.store import revocations
 from authgate.identity.store.db import Database
 from authgate.identity.store.rows import record_id, to_record
 
@@ -96,8 +103,11 @@ class RefreshTokenRepository:
             family.expires_at,
         )
 
-    async def rotate(self, token_hash: str, new_token_hash: str) -> Rotation:
-        """Exchange ``token_hash`` for ``new_token_hash`` within the same family."""
+    async def rotate(
+        self, token_hash: str, new_token_hash: str, *, revocation_ttl: dt.timedelta
+    ) -> Rotation:
+        """Exchange ``token_hash`` for ``new_token_hash`` within the same family;
+        ``revocation_ttl`` is for the family's revocation should this be a reuse."""
         now = self._now()
         async with self._db.transaction() as tx:
             row = await tx.fetchrow(
@@ -109,7 +119,7 @@ class RefreshTokenRepository:
             if family is None or family.revoked_at is not None or family.expires_at <= now:
                 return Rotation(Outcome.UNKNOWN, family)
             if row["rotated_at"] is not None:
-                await self._revoke(tx, family.id, "refresh token reused", now)
+                await self._revoke(tx, family.id, "refresh token reused", now, revocation_ttl)
                 return Rotation(Outcome.REUSED, dataclasses.replace(family, revoked_at=now))
             await tx.execute(
                 "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1", token_hash, now
@@ -128,18 +138,32 @@ class RefreshTokenRepository:
         )
         return to_record(domain.RefreshFamily, row) if row else None
 
-    async def revoke_family(self, family_id: str, reason: str) -> bool:
+    async def revoke_family(
+        self, family_id: str, reason: str, *, revocation_ttl: dt.timedelta
+    ) -> bool:
+        """Revoke the family; False if it was revoked already or is gone. Its revocation
+        row is written (or widened) either way: a family revoked or deleted earlier may
+        still have live access tokens, and whoever revokes it now means them too."""
         family_id = record_id(family_id, "refresh token family")
         async with self._db.transaction() as tx:
-            return await self._revoke(tx, family_id, reason, self._now())
+            return await self._revoke(tx, family_id, reason, self._now(), revocation_ttl)
 
-    async def revoke_for_session(self, session_id: str, reason: str) -> int:
-        return await self._revoke_where("session_id", record_id(session_id, "session"), reason)
+    async def revoke_for_session(
+        self, session_id: str, reason: str, *, revocation_ttl: dt.timedelta
+    ) -> int:
+        session_id = record_id(session_id, "session")
+        return await self._revoke_where("session_id", session_id, reason, revocation_ttl)
 
-    async def revoke_for_user(self, user_id: str, reason: str) -> int:
-        return await self._revoke_where("user_id", record_id(user_id, "user"), reason)
+    async def revoke_for_user(
+        self, user_id: str, reason: str, *, revocation_ttl: dt.timedelta
+    ) -> int:
+        return await self._revoke_where(
+            "user_id", record_id(user_id, "user"), reason, revocation_ttl
+        )
 
-    async def _revoke_where(self, column: str, value: str, reason: str) -> int:
+    async def _revoke_where(
+        self, column: str, value: str, reason: str, revocation_ttl: dt.timedelta
+    ) -> int:
         now = self._now()
         async with self._db.transaction() as tx:
             rows = await tx.fetch(
@@ -147,10 +171,17 @@ class RefreshTokenRepository:
                 value,
             )
             for row in rows:
-                await self._revoke(tx, row["id"], reason, now)
+                await self._revoke(tx, row["id"], reason, now, revocation_ttl)
         return len(rows)
 
-    async def _revoke(self, tx: Database, family_id: str, reason: str, now: dt.datetime) -> bool:
+    async def _revoke(
+        self,
+        tx: Database,
+        family_id: str,
+        reason: str,
+        now: dt.datetime,
+        revocation_ttl: dt.timedelta,
+    ) -> bool:
         revoked = await tx.execute(
             "UPDATE refresh_token_families SET revoked_at = $2, revoked_reason = $3 "
             "WHERE id = $1 AND revoked_at IS NULL",
@@ -158,8 +189,10 @@ class RefreshTokenRepository:
             now,
             reason,
         )
-        if revoked:
-            await changes.publish(tx, "revocations", f"family:{family_id}", now)
+        # The row also publishes the change the feed turns into the check path's refusal.
+        await revocations.upsert(
+            tx, "family", family_id, revoked_at=now, expires_at=now + revocation_ttl, now=now
+        )
         return bool(revoked)
 
     async def _family(self, tx: Database, family_id: str) -> domain.RefreshFamily | None:

@@ -17,6 +17,41 @@ from authgate.identity.store.rows import to_record
 KINDS = frozenset({"jti", "subject", "client", "family", "session"})
 
 
+async def upsert(
+    tx: Database,
+    kind: str,
+    value: str,
+    *,
+    revoked_at: dt.datetime,
+    expires_at: dt.datetime,
+    now: dt.datetime,
+) -> domain.Revocation:
+    """:meth:`RevocationRepository.revoke` inside the caller's transaction ``tx``, for
+    repositories whose own writes revoke tokens: the row then commits (and the change
+    feed hears of it) together with the write, or not at all."""
+    if kind not in KINDS:
+        raise ValueError(f"revocation kind {kind!r} is not one of {sorted(KINDS)}")
+    row = await tx.fetchrow(
+        """INSERT INTO revocations (kind, value, revoked_at, expires_at)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (kind, value) DO UPDATE SET
+               revoked_at = CASE WHEN excluded.revoked_at > revocations.revoked_at
+                                 THEN excluded.revoked_at
+                                 ELSE revocations.revoked_at END,
+               expires_at = CASE WHEN excluded.expires_at > revocations.expires_at
+                                 THEN excluded.expires_at
+                                 ELSE revocations.expires_at END
+           RETURNING *""",
+        kind,
+        value,
+        revoked_at,
+        expires_at,
+    )
+    await changes.publish(tx, "revocations", f"{kind}:{value}", now)
+    assert row is not None  # an upsert with RETURNING always returns its row
+    return to_record(domain.Revocation, row)
+
+
 class RevocationRepository:
     def __init__(self, db: Database, now: clock.Clock = clock.utcnow) -> None:
         self._db = db
@@ -31,28 +66,10 @@ class RevocationRepository:
         acting on the same logout, an operator re-running a command) can never bring a
         token back to life by narrowing the window or ending it early.
         """
-        if kind not in KINDS:
-            raise ValueError(f"revocation kind {kind!r} is not one of {sorted(KINDS)}")
         async with self._db.transaction() as tx:
-            row = await tx.fetchrow(
-                """INSERT INTO revocations (kind, value, revoked_at, expires_at)
-                   VALUES ($1, $2, $3, $4)
-                   ON CONFLICT (kind, value) DO UPDATE SET
-                       revoked_at = CASE WHEN excluded.revoked_at > revocations.revoked_at
-                                         THEN excluded.revoked_at
-                                         ELSE revocations.revoked_at END,
-                       expires_at = CASE WHEN excluded.expires_at > revocations.expires_at
-                                         THEN excluded.expires_at
-                                         ELSE revocations.expires_at END
-                   RETURNING *""",
-                kind,
-                value,
-                revoked_at,
-                expires_at,
+            return await upsert(
+                tx, kind, value, revoked_at=revoked_at, expires_at=expires_at, now=self._now()
             )
-            await changes.publish(tx, "revocations", f"{kind}:{value}", self._now())
-        assert row is not None  # an upsert with RETURNING always returns its row
-        return to_record(domain.Revocation, row)
 
     async def active(self) -> list[domain.Revocation]:
         """Every revocation that can still match a valid token: the gateway's whole set."""
