@@ -22,7 +22,8 @@ from authgate.identity.store.sqlite import SqliteDatabase
 from tests.conftest import POSTGRES_URL
 
 
-async def _drop_schema(schema: str) -> None:
+async def drop_schema(schema: str) -> None:
+    """Drop ``schema`` and everything in it from the test database, if it is there."""
     conn = await asyncpg.connect(POSTGRES_URL)
     try:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -37,7 +38,7 @@ async def pg_schema() -> AsyncIterator[str]:
     try:
         yield schema
     finally:
-        await _drop_schema(schema)
+        await drop_schema(schema)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -19,17 +19,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tests.integration import processes
+from tests.integration.check.common import IDENTITY
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CADDY = shutil.which("caddy") or "/usr/bin/caddy"
-IDENTITY = (
-    "X-Auth-Subject",
-    "X-Auth-Email",
-    "X-Auth-Org",
-    "X-Auth-Roles",
-    "X-Auth-Scopes",
-    "X-Auth-Client-Id",
-)
 
 
 def _nginx_var(header: str) -> str:

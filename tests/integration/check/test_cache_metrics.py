@@ -6,57 +6,27 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
-from cryptography.fernet import Fernet
 
-from authgate.gateway import app as app_mod
-from authgate.gateway import appkeys, tokens
 from authgate.gateway import policy as policy_mod
 from authgate.gateway.check import http as check_http
 from authgate.identity import domain, ids
-from authgate.identity import settings as settings_mod
 from authgate.identity.store import Store
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
-POLICY = """
-default: deny
-routes:
-  - paths: ["/api/**"]
-    access: authenticated
-    scopes: ["orders:read"]
-  - paths: ["/app/**"]
-    access: authenticated
-"""
-HOST = "shop.example.com"
+from tests.integration.check.common import (
+    HOST,
+    Client,
+    MakeClient,
+    access_token,
+    bearer,
+    gateway_client,
+)
 
 
 @pytest.fixture
 async def client(aiohttp_client: MakeClient, tmp_path: Path, store: Store) -> Client:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    settings = settings_mod.Settings(
-        data_dir=tmp_path, kek=(Fernet.generate_key(),), policy_file=policy
-    )
-    return await aiohttp_client(app_mod.create_app(settings, store=store))
-
-
-def _bearer(client: Client, *, subject: str = "svc-1") -> dict[str, str]:
-    app = client.app
-    token = tokens.issue_access_token(
-        app[appkeys.KEYS].ring,
-        app[appkeys.SETTINGS],
-        app[appkeys.STORE].now(),
-        subject=subject,
-        client_id="svc-1",
-        scope="orders:read",
-    ).token
-    return {"Authorization": f"Bearer {token}", "Host": HOST}
+    return await gateway_client(aiohttp_client, tmp_path, store)
 
 
 async def _counts(client: Client) -> dict[tuple[str, str], float]:
@@ -70,7 +40,7 @@ async def test_cache_hits_and_misses_are_on_metrics_and_move(client: Client) -> 
     for cache in ("token", "session", "decision"):
         assert before[("hits_total", cache)] == 0
         assert before[("misses_total", cache)] == 0
-    headers = _bearer(client)
+    headers = bearer(access_token(client))
     for _ in range(3):
         assert (await client.get("/authz/envoy/api/orders", headers=headers)).status == 200
     after = await _counts(client)
@@ -86,7 +56,7 @@ async def test_cache_hits_and_misses_are_on_metrics_and_move(client: Client) -> 
 
 
 async def test_a_policy_change_drops_cached_allows(client: Client) -> None:
-    headers = _bearer(client)
+    headers = bearer(access_token(client))
     assert (await client.get("/authz/envoy/api/orders", headers=headers)).status == 200
     assert (await client.get("/authz/envoy/api/orders", headers=headers)).status == 200
     client.app[check_http.ENGINE].policy = policy_mod.Policy(default="deny")
@@ -104,14 +74,15 @@ async def test_a_decision_worked_out_across_a_policy_change_is_not_kept(client: 
         return await email(user_id)
 
     engine._email = email_while_the_policy_changes  # type: ignore[method-assign]
-    headers = _bearer(client, subject="user-1")  # a user's token: its email is looked up
+    # A user's token: its email is looked up.
+    headers = bearer(access_token(client, subject="user-1"))
     assert (await client.get("/authz/envoy/api/orders", headers=headers)).status == 200
     assert (await client.get("/authz/envoy/api/orders", headers=headers)).status == 403
 
 
 async def test_identity_changes_drop_cached_decisions(client: Client) -> None:
     engine = client.app[check_http.ENGINE]
-    headers = _bearer(client)
+    headers = bearer(access_token(client))
     assert (await client.get("/authz/envoy/api/orders", headers=headers)).status == 200
     assert engine.cache_stats()["decision"].size == 1
     engine.forget(domain.Change(id=1, topic="users", key="u", created_at=dt.datetime.now(dt.UTC)))
@@ -121,7 +92,7 @@ async def test_identity_changes_drop_cached_decisions(client: Client) -> None:
 async def test_a_bearer_decision_is_not_one_for_the_same_string_as_a_cookie(
     client: Client,
 ) -> None:
-    headers = _bearer(client)
+    headers = bearer(access_token(client))
     assert (await client.get("/authz/envoy/api/orders", headers=headers)).status == 200
     token = headers["Authorization"].removeprefix("Bearer ")
     as_cookie = {"Host": HOST, "Cookie": f"authgate_session={token}"}

@@ -6,62 +6,43 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
-from cryptography.fernet import Fernet
 
-from authgate.gateway import app as app_mod
-from authgate.gateway import appkeys, tokens
+from authgate.gateway import appkeys
 from authgate.gateway.check import engine as engine_mod
 from authgate.gateway.check import http as check_http
 from authgate.identity import ids
-from authgate.identity import settings as settings_mod
 from authgate.identity.store import Store
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
-POLICY = """
-default: deny
-routes:
-  - paths: ["/api/**"]
-    access: authenticated
-    scopes: ["orders:read"]
-  - paths: ["/app/**"]
-    access: authenticated
-"""
-HOST = "shop.example.com"
+from tests.integration.check.common import (
+    HOST,
+    Client,
+    MakeClient,
+    access_token,
+    bearer,
+    gateway_client,
+)
 
 
 @pytest.fixture
 async def client(aiohttp_client: MakeClient, tmp_path: Path, store: Store) -> Client:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    settings = settings_mod.Settings(
-        data_dir=tmp_path, kek=(Fernet.generate_key(),), policy_file=policy
-    )
-    return await aiohttp_client(app_mod.create_app(settings, store=store))
+    return await gateway_client(aiohttp_client, tmp_path, store)
 
 
 def _bearer(client: Client, subject: str) -> dict[str, str]:
-    app = client.app
-    token = tokens.issue_access_token(
-        app[appkeys.KEYS].ring,
-        app[appkeys.SETTINGS],
-        app[appkeys.STORE].now(),
+    token = access_token(
+        client,
         subject=subject,
         client_id=subject,  # a client's own token: its roles claim is taken as issued
-        scope="orders:read",
-        audience=[app[appkeys.SETTINGS].issuer, "https://other.example.com"],
+        audience=[client.app[appkeys.SETTINGS].issuer, "https://other.example.com"],
         org="org-1",
         roles=["reader", "writer"],
         amr=["pwd", "otp"],
-    ).token
-    return {"Authorization": f"Bearer {token}", "Host": HOST}
+    )
+    return bearer(token)
 
 
 def _entries(engine: engine_mod.Engine) -> Iterator[tuple[str, Any]]:

@@ -5,50 +5,26 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
-from cryptography.fernet import Fernet
 from envoy.config.core.v3 import base_pb2
 from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc
 from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from authgate.gateway import app as app_mod
-from authgate.gateway import appkeys, tokens
 from authgate.gateway.check import envoy_grpc
 from authgate.identity import ids
 from authgate.identity import settings as settings_mod
 from authgate.identity.store import Store
 from tests.integration import processes
+from tests.integration.check import common
+from tests.integration.check.common import HOST, Client, MakeClient
 
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
-POLICY = """
-default: deny
-routes:
-  - paths: ["/public/**"]
-    access: public
-  - paths: ["/api/**"]
-    access: authenticated
-    scopes: ["orders:read"]
-  - paths: ["/app/**"]
-    access: authenticated
-"""
-HOST = "shop.example.com"
-IDENTITY = [
-    "x-auth-subject",
-    "x-auth-email",
-    "x-auth-org",
-    "x-auth-roles",
-    "x-auth-scopes",
-    "x-auth-client-id",
-]
+IDENTITY = [name.lower() for name in common.IDENTITY]  # gRPC metadata keys are lowercase
 OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 
 
@@ -59,15 +35,7 @@ class Gateway:
     channel: grpc.aio.Channel
 
     def token(self, *, scope: str = "orders:read", subject: str = "svc-1") -> str:
-        app = self.client.app
-        return tokens.issue_access_token(
-            app[appkeys.KEYS].ring,
-            app[appkeys.SETTINGS],
-            app[appkeys.STORE].now(),
-            subject=subject,
-            client_id="svc-1",
-            scope=scope,
-        ).token
+        return common.access_token(self.client, scope=scope, subject=subject)
 
     async def check(
         self,
@@ -93,15 +61,12 @@ class Gateway:
 async def _gateway(
     aiohttp_client: MakeClient, tmp_path: Path, store: Store, **overrides: Any
 ) -> AsyncIterator[Gateway]:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    settings = settings_mod.Settings(
-        data_dir=tmp_path, kek=(Fernet.generate_key(),), policy_file=policy, **overrides
+    grpc_listener = envoy_grpc.context(settings_mod.Listen(host="127.0.0.1", port=0))
+    client = await common.gateway_client(
+        aiohttp_client, tmp_path, store, contexts=[grpc_listener], **overrides
     )
-    app = app_mod.create_app(settings, store=store)
-    app.cleanup_ctx.append(envoy_grpc.context(settings_mod.Listen(host="127.0.0.1", port=0)))
-    client = await aiohttp_client(app)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{app[envoy_grpc.PORT]}") as channel:
+    port = client.app[envoy_grpc.PORT]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield Gateway(client, external_auth_pb2_grpc.AuthorizationStub(channel), channel)
 
 

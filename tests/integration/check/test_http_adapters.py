@@ -5,66 +5,28 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
-from cryptography.fernet import Fernet
 
-from authgate.gateway import app as app_mod
 from authgate.gateway import appkeys, tokens
 from authgate.gateway.check import http as check_http
 from authgate.identity import domain, ids
-from authgate.identity import settings as settings_mod
 from authgate.identity.store import Store
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[web.Application], Awaitable[Client]]
-POLICY = """
-default: deny
-routes:
-  - paths: ["/public/**"]
-    access: public
-  - paths: ["/api/**"]
-    access: authenticated
-    scopes: ["orders:read"]
-  - paths: ["/app/**"]
-    access: authenticated
-"""
-HOST = "shop.example.com"
-IDENTITY = [
-    "X-Auth-Subject",
-    "X-Auth-Email",
-    "X-Auth-Org",
-    "X-Auth-Roles",
-    "X-Auth-Scopes",
-    "X-Auth-Client-Id",
-]
+from tests.integration.check.common import (
+    HOST,
+    IDENTITY,
+    Client,
+    MakeClient,
+    access_token,
+    bearer,
+    gateway_client,
+)
 
 
 @pytest.fixture
 async def client(aiohttp_client: MakeClient, tmp_path: Path, store: Store) -> Client:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    settings = settings_mod.Settings(
-        data_dir=tmp_path, kek=(Fernet.generate_key(),), policy_file=policy
-    )
-    return await aiohttp_client(app_mod.create_app(settings, store=store))
-
-
-def _token(client: Client, *, scope: str = "orders:read", **extra: object) -> str:
-    app = client.app
-    return tokens.issue_access_token(
-        app[appkeys.KEYS].ring, app[appkeys.SETTINGS], app[appkeys.STORE].now(),
-        subject=str(extra.pop("subject", "svc-1")), client_id="svc-1", scope=scope,
-        **extra,  # type: ignore[arg-type]
-    ).token  # fmt: skip
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", "Host": HOST}
+    return await gateway_client(aiohttp_client, tmp_path, store)
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
@@ -72,7 +34,7 @@ async def test_envoy_allows_with_exactly_200_and_identity_headers(
     client: Client, method: str
 ) -> None:
     response = await client.request(
-        method, "/authz/envoy/api/orders?x=1", headers=_bearer(_token(client))
+        method, "/authz/envoy/api/orders?x=1", headers=bearer(access_token(client))
     )
     assert response.status == 200
     assert response.headers["X-Auth-Subject"] == "svc-1"
@@ -90,11 +52,11 @@ async def test_envoy_denies_without_credentials_with_a_challenge(client: Client)
 async def test_a_bad_token_is_invalid_token_and_a_weak_one_insufficient_scope(
     client: Client,
 ) -> None:
-    bad = await client.get("/authz/envoy/api/orders", headers=_bearer("not.a.token"))
+    bad = await client.get("/authz/envoy/api/orders", headers=bearer("not.a.token"))
     assert bad.status == 401
     assert 'error="invalid_token"' in bad.headers["WWW-Authenticate"]
     weak = await client.get(
-        "/authz/envoy/api/orders", headers=_bearer(_token(client, scope="other"))
+        "/authz/envoy/api/orders", headers=bearer(access_token(client, scope="other"))
     )
     assert weak.status == 403
     assert 'error="insufficient_scope"' in weak.headers["WWW-Authenticate"]
@@ -105,7 +67,7 @@ async def test_a_bad_token_is_invalid_token_and_a_weak_one_insufficient_scope(
 async def test_public_routes_pass_and_unmatched_routes_use_the_default(client: Client) -> None:
     public = await client.get("/authz/envoy/public/logo.png", headers={"Host": HOST})
     assert public.status == 200
-    unmatched = await client.get("/authz/envoy/secret", headers=_bearer(_token(client)))
+    unmatched = await client.get("/authz/envoy/secret", headers=bearer(access_token(client)))
     assert unmatched.status == 403
     climbing = await client.get("/authz/envoy/public/../api/orders", headers={"Host": HOST})
     assert climbing.status in {401, 403}
@@ -138,7 +100,7 @@ async def test_nginx_only_ever_answers_200_401_or_403(
 
 
 async def test_nginx_per_route_requirements_only_add(client: Client) -> None:
-    headers = {"X-Original-URL": f"https://{HOST}/api/orders", **_bearer(_token(client))}
+    headers = {"X-Original-URL": f"https://{HOST}/api/orders", **bearer(access_token(client))}
     assert (await client.get("/authz/nginx", headers=headers)).status == 200
     stricter = await client.get("/authz/nginx?scopes=orders:write", headers=headers)
     assert stricter.status == 403
@@ -187,18 +149,18 @@ async def test_the_session_cookie_passes_with_the_users_email(client: Client, st
 
 
 async def test_a_revocation_is_enforced_within_two_seconds(client: Client, store: Store) -> None:
-    token = _token(client)
+    token = access_token(client)
     claims = tokens.verify_access_token(
         token, client.app[appkeys.KEYS].ring, client.app[appkeys.SETTINGS], store.now()
     )
-    assert (await client.get("/authz/envoy/api/x", headers=_bearer(token))).status == 200
+    assert (await client.get("/authz/envoy/api/x", headers=bearer(token))).status == 200
     await store.revocations.revoke(
         "jti", claims["jti"], revoked_at=store.now(), expires_at=store.now() + dt.timedelta(hours=1)
     )
     status = 200
     for _ in range(40):  # the requirement: every replica within 2 s
         await asyncio.sleep(0.05)
-        status = (await client.get("/authz/envoy/api/x", headers=_bearer(token))).status
+        status = (await client.get("/authz/envoy/api/x", headers=bearer(token))).status
         if status == 401:
             break
     assert status == 401
@@ -224,14 +186,14 @@ async def test_role_route_rules_from_the_store_are_enforced(client: Client, stor
         await store.orgs.add_member(org.id, user.id)
         await store.orgs.grant_role(org.id, user.id, role.id)
         subjects.append(user.id)
-    allowed = _token(client, subject=subjects[0], org=org.id, roles=["analyst"])
-    others = _token(client, subject=subjects[1], org=org.id, roles=["viewer"])
+    allowed = access_token(client, subject=subjects[0], org=org.id, roles=["analyst"])
+    others = access_token(client, subject=subjects[1], org=org.id, roles=["viewer"])
     for _ in range(40):
         await asyncio.sleep(0.05)
-        if (await client.get("/authz/envoy/reports/q3", headers=_bearer(allowed))).status == 200:
+        if (await client.get("/authz/envoy/reports/q3", headers=bearer(allowed))).status == 200:
             break
-    assert (await client.get("/authz/envoy/reports/q3", headers=_bearer(allowed))).status == 200
-    assert (await client.get("/authz/envoy/reports/q3", headers=_bearer(others))).status == 403
+    assert (await client.get("/authz/envoy/reports/q3", headers=bearer(allowed))).status == 200
+    assert (await client.get("/authz/envoy/reports/q3", headers=bearer(others))).status == 403
 
 
 async def test_the_policy_ends_as_the_last_role_change_left_it(
@@ -267,10 +229,10 @@ async def test_a_tokens_roles_are_held_against_the_membership_now(
     user = await store.users.create(email="ada@example.com", email_verified=True)
     await store.orgs.add_member(org.id, user.id)
     await store.orgs.grant_role(org.id, user.id, role.id)
-    token = _token(client, subject=user.id, org=org.id, roles=["analyst", "forged"])
+    token = access_token(client, subject=user.id, org=org.id, roles=["analyst", "forged"])
 
     async def status(path: str) -> tuple[int, str]:
-        response = await client.get(f"/authz/envoy{path}", headers=_bearer(token))
+        response = await client.get(f"/authz/envoy{path}", headers=bearer(token))
         return response.status, response.headers.get("X-Auth-Roles", "")
 
     for _ in range(40):  # the role's route rule arrives through the feed
@@ -297,8 +259,8 @@ async def test_a_tokens_roles_are_held_against_the_membership_now(
 
 async def test_a_token_naming_an_unknown_user_or_organization_is_refused(client: Client) -> None:
     for subject, org in (("not-a-uuid", "acme"), (ids.uuid7(), ids.uuid7())):
-        token = _token(client, subject=subject, org=org, roles=["admin"])
-        response = await client.get("/authz/envoy/app/home", headers=_bearer(token))
+        token = access_token(client, subject=subject, org=org, roles=["admin"])
+        response = await client.get("/authz/envoy/app/home", headers=bearer(token))
         assert response.status == 401
         assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
 

@@ -17,33 +17,23 @@ from typing import Any, TypedDict
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from cryptography.fernet import Fernet
+from aiohttp.test_utils import TestServer
 
-from authgate.gateway import app as app_mod
-from authgate.gateway import appkeys, tokens
 from authgate.identity import ids
-from authgate.identity import settings as settings_mod
 from authgate.identity.store import Store, migrations
 from authgate.identity.store.sqlite import SqliteDatabase
 from tests.integration import processes
 from tests.integration.check import proxies
+from tests.integration.check.common import (
+    HOST,
+    IDENTITY,
+    Client,
+    MakeClient,
+    access_token,
+    gateway_client,
+)
 
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[..., Awaitable[Client]]
 MakeServer = Callable[..., Awaitable[TestServer]]
-POLICY = """
-default: deny
-routes:
-  - paths: ["/public/**"]
-    access: public
-  - paths: ["/api/**"]
-    access: authenticated
-    scopes: ["orders:read"]
-  - paths: ["/app/**"]
-    access: authenticated
-"""
-HOST = "shop.example.com"
 
 
 class Ports(TypedDict):
@@ -70,16 +60,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 async def gateway(aiohttp_client: MakeClient, tmp_path: Path, store: Store) -> Client:
     """The gateway on a fixed loopback port that is also its issuer."""
     port = processes.free_port()
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    settings = settings_mod.Settings(
-        data_dir=tmp_path,
-        kek=(Fernet.generate_key(),),
-        issuer=f"http://127.0.0.1:{port}",
-        policy_file=policy,
-    )
-    return await aiohttp_client(
-        app_mod.create_app(settings, store=store), server_kwargs={"port": port}
+    return await gateway_client(
+        aiohttp_client, tmp_path, store, port=port, issuer=f"http://127.0.0.1:{port}"
     )
 
 
@@ -120,14 +102,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-def _token(gateway: Client, *, scope: str = "orders:read") -> str:
-    app = gateway.app
-    return tokens.issue_access_token(
-        app[appkeys.KEYS].ring, app[appkeys.SETTINGS], app[appkeys.STORE].now(),
-        subject="svc-1", client_id="svc-1", scope=scope,
-    ).token  # fmt: skip
-
-
 def _seen(upstream: TestServer) -> list[dict[str, Any]]:
     return upstream.app[SEEN]
 
@@ -144,7 +118,7 @@ async def _get(
 async def test_a_valid_token_reaches_the_upstream_with_the_identity(
     proxy: str, gateway: Client, upstream: TestServer, http: aiohttp.ClientSession
 ) -> None:
-    auth = {"Authorization": f"Bearer {_token(gateway)}"}
+    auth = {"Authorization": f"Bearer {access_token(gateway)}"}
     for method in ("GET", "POST", "DELETE"):
         status, _, _ = await _get(http, f"{proxy}/api/orders?x=1", auth, method)
         assert status == 200
@@ -163,13 +137,13 @@ async def test_a_valid_token_reaches_the_upstream_with_the_identity(
 async def test_spoofed_identity_headers_never_reach_the_upstream(
     proxy: str, gateway: Client, upstream: TestServer, http: aiohttp.ClientSession
 ) -> None:
-    spoofed = dict.fromkeys(proxies.IDENTITY, "admin")
-    auth = {"Authorization": f"Bearer {_token(gateway)}"}
+    spoofed = dict.fromkeys(IDENTITY, "admin")
+    auth = {"Authorization": f"Bearer {access_token(gateway)}"}
     assert (await _get(http, f"{proxy}/api/orders", {**spoofed, **auth}))[0] == 200
     assert (await _get(http, f"{proxy}/public/logo.png", spoofed))[0] == 200
     with_token, public = (s["headers"] for s in _seen(upstream))
     assert with_token["X-Auth-Subject"] == "svc-1"
-    for name in proxies.IDENTITY:
+    for name in IDENTITY:
         assert with_token.get(name) != "admin", name
         assert public.get(name, "") == "", name  # absent or empty, never the client's
 
@@ -207,9 +181,9 @@ async def test_no_credentials_on_an_api_is_401_with_the_challenge(
 async def test_insufficient_scope_and_unmatched_routes_are_403(
     proxy: str, gateway: Client, upstream: TestServer, http: aiohttp.ClientSession
 ) -> None:
-    weak = {"Authorization": f"Bearer {_token(gateway, scope='other')}"}
+    weak = {"Authorization": f"Bearer {access_token(gateway, scope='other')}"}
     assert (await _get(http, f"{proxy}/api/orders", weak))[0] == 403
-    strong = {"Authorization": f"Bearer {_token(gateway)}"}
+    strong = {"Authorization": f"Bearer {access_token(gateway)}"}
     assert (await _get(http, f"{proxy}/secret", strong))[0] == 403  # default: deny
     assert _seen(upstream) == []
 

@@ -37,12 +37,12 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
 from tests.conftest import POSTGRES_URL
 from tests.integration import processes
+from tests.integration.conftest import drop_schema
 
 DEADLINE = 2.0  # seconds from A's answer to B's refusal: the design's promise
 POLL = 0.05  # seconds between checks on B
@@ -140,14 +140,6 @@ class Replicas:
     admin: str  # a global administrator's access token, from A
 
 
-async def _drop_schema(schema: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
 def _create_user(env: Mapping[str, str], name: str, *, admin: bool = False) -> str:
     """``authgate users create`` with a password: the account's id (its email counts as
     verified, so it can sign in at once)."""
@@ -204,7 +196,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
                 assert created.status == 201, created.body
                 yield Replicas(env=shared, a=a, b=b, admin=str(admin))
     finally:
-        asyncio.run(_drop_schema(schema))
+        asyncio.run(drop_schema(schema))
     if ELAPSED:
         print(
             "\nreplica B refused, after replica A answered:\n"
