@@ -6,6 +6,7 @@ or reset a password is decided here once, so the API and the pages cannot drift 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import math
@@ -425,6 +426,10 @@ async def end_all_sessions(
         now = store.now()
         await store.refresh_tokens.revoke_for_user(user_id, reason, revocation_ttl=ttl)
         await store.revocations.revoke("subject", user_id, revoked_at=now, expires_at=now + ttl)
+        # ``iat`` is in whole seconds, and the revocation kills every token of its own
+        # second (erring to deny). Answering once that second is over keeps what comes
+        # after the answer -- the sign-in that follows a password reset -- out of it.
+        await asyncio.sleep(1 - now.microsecond / 1_000_000)
     return len(ended)
 
 
