@@ -53,6 +53,15 @@ async def _add(client: Client, admin: Account, org: str, user: str) -> dict[str,
     return added
 
 
+async def _ada_and_bob_in_acme(client: Client, inbox: Inbox) -> tuple[Account, Account]:
+    """Ada, who created the organization acme (its admin), and Bob, a member of it."""
+    ada = await signed_up(client, inbox, "ada@example.com")
+    bob = await signed_up(client, inbox, "bob@example.com")
+    await _org(client, ada, "acme")
+    await _add(client, ada, "acme", bob.id)
+    return ada, bob
+
+
 async def _grant(client: Client, admin: Account, org: str, user: str, role: str) -> Any:
     return await _ok(
         await client.post(
@@ -435,10 +444,7 @@ async def test_a_custom_role_cannot_take_away_the_last_admin_either(
     client: Client, inbox: Inbox
 ) -> None:
     """The admin count is checked after every change, whatever grants the permission."""
-    ada = await signed_up(client, inbox, "ada@example.com")
-    bob = await signed_up(client, inbox, "bob@example.com")
-    await _org(client, ada, "acme")
-    await _add(client, ada, "acme", bob.id)
+    ada, bob = await _ada_and_bob_in_acme(client, inbox)
     await _role(client, ada, "acme", "root", "authgate:*")
     await _grant(client, ada, "acme", bob.id, "root")
     await _ok(await client.delete(f"/orgs/acme/members/{ada.id}", headers=ada.auth), 204)
@@ -459,10 +465,7 @@ async def test_a_custom_role_cannot_take_away_the_last_admin_either(
 async def test_two_admins_removing_each_other_at_once_leave_one(
     client: Client, inbox: Inbox
 ) -> None:
-    ada = await signed_up(client, inbox, "ada@example.com")
-    bob = await signed_up(client, inbox, "bob@example.com")
-    await _org(client, ada, "acme")
-    await _add(client, ada, "acme", bob.id)
+    ada, bob = await _ada_and_bob_in_acme(client, inbox)
     await _grant(client, ada, "acme", bob.id, "admin")
     responses = await asyncio.gather(
         client.delete(f"/orgs/acme/members/{bob.id}", headers=ada.auth),
@@ -496,10 +499,7 @@ async def test_a_member_may_leave_but_not_remove_others(client: Client, inbox: I
 async def test_a_member_can_also_be_removed_through_the_collection(
     client: Client, inbox: Inbox
 ) -> None:
-    ada = await signed_up(client, inbox, "ada@example.com")
-    bob = await signed_up(client, inbox, "bob@example.com")
-    await _org(client, ada, "acme")
-    await _add(client, ada, "acme", bob.id)
+    ada, bob = await _ada_and_bob_in_acme(client, inbox)
     for body in ({}, {"user": 7}, {"user": "nobody"}):
         response = await client.delete("/orgs/acme/members", json=body, headers=ada.auth)
         assert response.status in {400, 404}
@@ -512,10 +512,7 @@ async def test_a_member_can_also_be_removed_through_the_collection(
 async def test_removing_a_member_ends_their_sessions_in_that_organization(
     client: Client, inbox: Inbox
 ) -> None:
-    ada = await signed_up(client, inbox, "ada@example.com")
-    bob = await signed_up(client, inbox, "bob@example.com")
-    await _org(client, ada, "acme")
-    await _add(client, ada, "acme", bob.id)
+    ada, bob = await _ada_and_bob_in_acme(client, inbox)
     client.session.cookie_jar.clear()  # another browser: bob's first session stays
     in_org = await login(client, Account(bob.id, bob.email, bob.password), org="acme")
     await _ok(await client.delete(f"/orgs/acme/members/{bob.id}", headers=ada.auth), 204)
@@ -528,10 +525,7 @@ async def test_removing_a_member_ends_their_sessions_in_that_organization(
 async def test_deleting_an_organization_ends_the_sessions_signed_in_to_it(
     client: Client, inbox: Inbox
 ) -> None:
-    ada = await signed_up(client, inbox, "ada@example.com")
-    bob = await signed_up(client, inbox, "bob@example.com")
-    await _org(client, ada, "acme")
-    await _add(client, ada, "acme", bob.id)
+    ada, bob = await _ada_and_bob_in_acme(client, inbox)
     client.session.cookie_jar.clear()
     ada_in_org = await login(client, Account(ada.id, ada.email, ada.password), org="acme")
     client.session.cookie_jar.clear()
