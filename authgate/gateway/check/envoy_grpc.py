@@ -154,10 +154,12 @@ class Authorization:
         headers = _headers(http)
         extensions: Mapping[str, str] = request.attributes.context_extensions
         started = time.perf_counter()
+        bearer = authn.bearer_from(headers.get("authorization", ""))
         decision = await app[check_http.ENGINE].decide(
             original,
-            bearer=authn.bearer_from(headers.get("authorization", "")),
-            cookie=_cookie(headers.get("cookie", ""), settings.cookie_name),
+            bearer=bearer,
+            # As over HTTP: the engine reads the cookie only when no token came.
+            cookie=None if bearer else _cookie(headers.get("cookie", ""), settings.cookie_name),
             extra=outcome.route_requirement(extensions),
         )
         app[check_http.BOOKS].record("grpc", original, decision, time.perf_counter() - started)

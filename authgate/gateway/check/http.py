@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 from aiohttp import web
@@ -125,32 +125,39 @@ async def _decide(
     return decision
 
 
-def _unreadable(request: web.Request, adapter: str, error: original_mod.Unreadable) -> web.Response:
-    with structlog.contextvars.bound_contextvars(request_id=middleware.request_id(request)):
-        decision = outcome.unreadable(adapter, str(error))
-    return _deny(request, decision)
+async def _check(
+    request: web.Request, adapter: str, read: Callable[[], original_mod.Original]
+) -> tuple[original_mod.Original | None, engine_mod.Decision]:
+    """Read the original request the adapter's way and decide on it; one that cannot be
+    read is denied (403), with no original to speak of."""
+    try:
+        original = read()
+    except original_mod.Unreadable as error:
+        with structlog.contextvars.bound_contextvars(request_id=middleware.request_id(request)):
+            return None, outcome.unreadable(adapter, str(error))
+    return original, await _decide(request, adapter, original)
+
+
+def _answer(request: web.Request, decision: engine_mod.Decision) -> web.Response:
+    return _allow(request, decision) if decision.allow else _deny(request, decision)
 
 
 @middleware.records_itself
 async def envoy(request: web.Request) -> web.Response:
-    try:
-        original = original_mod.from_envoy(
+    _, decision = await _check(
+        request,
+        "envoy",
+        lambda: original_mod.from_envoy(
             request.method, request.headers.get("Host"), request.raw_path
-        )
-    except original_mod.Unreadable as error:
-        return _unreadable(request, "envoy", error)
-    decision = await _decide(request, "envoy", original)
-    return _allow(request, decision) if decision.allow else _deny(request, decision)
+        ),
+    )
+    return _answer(request, decision)
 
 
 @middleware.records_itself
 async def nginx(request: web.Request) -> web.Response:
-    try:
-        original = original_mod.from_nginx(request.headers)
-    except original_mod.Unreadable as error:
-        return _unreadable(request, "nginx", error)
-    decision = await _decide(request, "nginx", original)
-    return _allow(request, decision) if decision.allow else _deny(request, decision)
+    _, decision = await _check(request, "nginx", lambda: original_mod.from_nginx(request.headers))
+    return _answer(request, decision)
 
 
 def _is_browser(request: web.Request) -> bool:
@@ -163,14 +170,10 @@ def _is_browser(request: web.Request) -> bool:
 
 @middleware.records_itself
 async def forward(request: web.Request) -> web.Response:
-    try:
-        original = original_mod.from_forwarded(request.headers)
-    except original_mod.Unreadable as error:
-        return _unreadable(request, "forward", error)
-    decision = await _decide(request, "forward", original)
-    if decision.allow:
-        return _allow(request, decision)
-    if decision.status == 401 and _is_browser(request):
+    original, decision = await _check(
+        request, "forward", lambda: original_mod.from_forwarded(request.headers)
+    )
+    if original is not None and decision.status == 401 and _is_browser(request):
         settings = request.app[appkeys.SETTINGS]
         signin = settings.signin_url or f"{settings.issuer}/login"
         location = f"{signin}?{urllib.parse.urlencode({'rd': original.url})}"
@@ -183,7 +186,7 @@ async def forward(request: web.Request) -> web.Response:
                 middleware.REQUEST_ID_HEADER: middleware.request_id(request),
             },
         )
-    return _deny(request, decision)
+    return _answer(request, decision)
 
 
 # --- life cycle ------------------------------------------------------------------------
