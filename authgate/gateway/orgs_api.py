@@ -471,14 +471,7 @@ async def add_member(request: web.Request) -> web.Response:
         raise errors.ApiError(409, "conflict", "that user is a member already") from None
     except store_errors.NotFound:
         raise _no_org() from None
-    await audit.record(
-        request,
-        "membership_change",
-        "added",
-        actor_id=access.principal.user.id,
-        target=user.id,
-        details={"org": access.org.id},
-    )
+    await _audit(request, access, "membership_change", "added", user.id)
     return web.json_response(
         member_json(user, membership, access.roles),
         status=201,
@@ -514,15 +507,22 @@ async def _remove_member(request: web.Request, ref: str) -> web.Response:
         raise errors.not_found("no such member of this organization") from None
     for session in await _org_sessions(request, user.id, access.org.id):
         await accounts.end_session(request, session, reason="membership_removed")
+    await _audit(request, access, "membership_change", "removed", user.id)
+    return web.Response(status=204)
+
+
+async def _audit(
+    request: web.Request, access: Access, event: str, outcome: str, target: str, **details: Any
+) -> None:
+    """A change inside an organization, by the caller, recorded with the organization."""
     await audit.record(
         request,
-        "membership_change",
-        "removed",
+        event,
+        outcome,
         actor_id=access.principal.user.id,
-        target=user.id,
-        details={"org": access.org.id},
+        target=target,
+        details={"org": access.org.id, **details},
     )
-    return web.Response(status=204)
 
 
 async def _org_sessions(request: web.Request, user_id: str, org_id: str) -> list[domain.Session]:
@@ -543,14 +543,7 @@ async def grant_role(request: web.Request) -> web.Response:
         except (store_errors.NotFound, store_errors.Conflict):
             raise errors.not_found("no such member or role (changed meanwhile)") from None
         membership = dataclasses.replace(membership, role_ids=(*membership.role_ids, role.id))
-        await audit.record(
-            request,
-            "role_change",
-            "granted",
-            actor_id=access.principal.user.id,
-            target=user.id,
-            details={"org": access.org.id, "role": role.name},
-        )
+        await _audit(request, access, "role_change", "granted", user.id, role=role.name)
     return web.json_response(member_json(user, membership, access.roles))
 
 
@@ -566,14 +559,7 @@ async def revoke_role(request: web.Request) -> web.Response:
             await tx.orgs.revoke_role(access.org.id, user.id, role.id)
     except store_errors.NotFound:
         raise errors.not_found("that role is not granted to that member") from None
-    await audit.record(
-        request,
-        "role_change",
-        "revoked",
-        actor_id=access.principal.user.id,
-        target=user.id,
-        details={"org": access.org.id, "role": role.name},
-    )
+    await _audit(request, access, "role_change", "revoked", user.id, role=role.name)
     return web.Response(status=204)
 
 
@@ -603,13 +589,14 @@ async def create_role(request: web.Request) -> web.Response:
         raise errors.ApiError(409, "conflict", "a role with that name exists") from None
     except store_errors.NotFound:
         raise _no_org() from None
-    await audit.record(
+    await _audit(
         request,
+        access,
         "role_change",
         "created",
-        actor_id=access.principal.user.id,
-        target=role.id,
-        details={"org": access.org.id, "role": role.name, "permissions": list(role.permissions)},
+        role.id,
+        role=role.name,
+        permissions=list(role.permissions),
     )
     return web.json_response(
         role_json(role),
@@ -647,21 +634,10 @@ async def patch_role(request: web.Request) -> web.Response:
         raise errors.ApiError(409, "conflict", "a role with that name exists") from None
     except store_errors.NotFound:
         raise errors.not_found("no such role in this organization") from None
-    details: dict[str, Any] = {
-        "org": access.org.id,
-        "role": updated.name,
-        "fields": sorted(changes),
-    }
+    details: dict[str, Any] = {"role": updated.name, "fields": sorted(changes)}
     if "permissions" in changes:
         details["permissions"] = list(updated.permissions)
-    await audit.record(
-        request,
-        "role_change",
-        "updated",
-        actor_id=access.principal.user.id,
-        target=role.id,
-        details=details,
-    )
+    await _audit(request, access, "role_change", "updated", role.id, **details)
     return web.json_response(role_json(updated))
 
 
@@ -679,14 +655,7 @@ async def delete_role(request: web.Request) -> web.Response:
             await tx.roles.delete(role.id)
     except store_errors.NotFound:
         raise errors.not_found("no such role in this organization") from None
-    await audit.record(
-        request,
-        "role_change",
-        "deleted",
-        actor_id=access.principal.user.id,
-        target=role.id,
-        details={"org": access.org.id, "role": role.name},
-    )
+    await _audit(request, access, "role_change", "deleted", role.id, role=role.name)
     return web.Response(status=204)
 
 
